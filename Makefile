@@ -1,0 +1,44 @@
+# The two commands: `make run` starts everything, `make test` proves it works.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PO     := inbox/translations/fr/LC_MESSAGES/messages.po
+MO     := $(PO:.po=.mo)
+
+.PHONY: run test test-sqlite test-postgres install translations extract-messages bench clean
+
+run: $(VENV)/.installed $(MO)  ## set up (venv, deps, database, demo data) and start web + worker
+	$(BIN)/python -m inbox.devserver
+
+test: $(VENV)/.installed-test $(MO)  ## the whole suite on SQLite, then on PostgreSQL when TEST_DATABASE_URL is set
+	$(BIN)/pytest
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== again on PostgreSQL =="; \
+		COCCINELLE_TEST_DB=postgres $(BIN)/pytest; \
+	fi
+
+install: $(VENV)/.installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+translations: $(MO)
+
+$(MO): $(PO) $(VENV)/.installed
+	$(BIN)/pybabel compile --use-fuzzy -d inbox/translations
+
+extract-messages: $(VENV)/.installed  ## refresh the catalogue after adding strings
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o inbox/translations/messages.pot .
+	$(BIN)/pybabel update -i inbox/translations/messages.pot -d inbox/translations --no-fuzzy-matching
+
+clean:
+	rm -rf $(VENV) instance test-artifacts .pytest_cache

@@ -1,0 +1,81 @@
+"""Coccinelle: an omnichannel customer-support inbox."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+
+from . import broker
+from .config import DEFAULTS, load_config
+from .extensions import babel, csrf, db, htmx, login_manager, migrate
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app. Nothing runs at import time; tests pass their own config."""
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(DEFAULTS)
+    app.config.update(load_config(Path(app.instance_path)))
+    app.config.update(config or {})
+    logging.basicConfig(level=app.config["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from . import models  # noqa: F401  (registers the tables on the metadata)
+
+    db.init_app(app)
+    migrations = Path(__file__).resolve().parent.parent / "migrations"
+    migrate.init_app(app, db, directory=str(migrations), render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    broker.init_app(app)
+    from .i18n import init_app as init_i18n
+    init_i18n(app)
+    _init_login(app)
+    with app.app_context():
+        _tune_sqlite(db.engine)
+
+    from .blueprints import register_blueprints
+    register_blueprints(app)
+    from .errors_http import register_error_handlers
+    register_error_handlers(app)
+    from .cli import register_cli
+    register_cli(app)
+    return app
+
+
+def _init_login(app: Flask) -> None:
+    from .models import User
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        return db.session.get(User, int(user_id))
+
+    from flask_babel import lazy_gettext
+    login_manager.login_message = lazy_gettext("Please log in to continue.")
+
+
+def _tune_sqlite(engine) -> None:
+    """WAL for concurrent readers; BEGIN IMMEDIATE so concurrent writers queue, never deadlock."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+from flask import abort
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from .. import outbox
+from ..channels.registry import is_supported
+from ..extensions import db
+from ..models import (
+    Channel, ContactIdentity, Conversation, ConversationStatus, DeliveryStatus, Direction,
+    Message, Priority, SenderKind, User, utcnow,
+)
+from ..errors import ValidationError
+from ..orchestrator.delivery import schedule_delivery
+from ..orchestrator.ingest import announce_message, touch_conversation
+
+REPLY_LIMITS = {"sms": 1600, "whatsapp": 4096, "telegram": 4096, "email": 100_000, "voice": 1600}
+
+
+# -- access ------------------------------------------------------------------------------------
+def access_conversation(conversation_id: int, user: User) -> Conversation:
+    """The conversation if the user's workspace owns it; 404 otherwise (existence never leaks)."""
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None or conversation.workspace_id != user.workspace_id:
+        abort(404)
+    return conversation
+
+
+def access_message(message_id: int, user: User) -> Message:
+    message = db.session.get(Message, message_id)
+    if message is None or message.workspace_id != user.workspace_id:
+        abort(404)
+    return message
+
+
+def access_agent(user_id: int | None, user: User) -> User | None:
+    if user_id is None:
+        return None
+    agent = db.session.get(User, user_id)
+    if agent is None or agent.workspace_id != user.workspace_id or not agent.is_active:
+        raise ValidationError(_("This agent does not exist or is deactivated."), field="assignee")
+    return agent
+
+
+def reply_channels(conversation: Conversation) -> list[Channel]:
+    """Channels the reply can go out on: enabled, and the contact has an address there."""
+    kinds = select(ContactIdentity.kind).where(ContactIdentity.contact_id == conversation.contact_id)
+    stmt = select(Channel).where(
+        Channel.workspace_id == conversation.workspace_id, Channel.enabled.is_(True),
+        Channel.kind.in_(kinds),
+    ).order_by(Channel.kind, Channel.name)
+    channels = [c for c in db.session.scalars(stmt) if is_supported(c.kind, c.provider)]
+    # The customer's last channel first: that is where they expect the answer.
+    channels.sort(key=lambda c: c.id != conversation.channel_id)
+    return channels
+
+
+def access_reply_channel(conversation: Conversation, channel_id: int | None) -> Channel:
+    channels = reply_channels(conversation)
+    for channel in channels:
+        if channel_id is None or channel.id == channel_id:
+            return channel
+    raise ValidationError(_("This contact cannot be reached on that channel."), field="channel")
+
+
+# -- check -------------------------------------------------------------------------------------
+def check_reply(text: str, channel: Channel | None) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError(_("Write a message before sending."), field="body")
+    limit = REPLY_LIMITS.get(channel.kind, 4096) if channel else 20_000
+    if len(text) > limit:
+        raise ValidationError(
+            _("This message is %(length)d characters long; the limit on this channel is %(limit)d.",
+              length=len(text), limit=limit), field="body")
+    return text
+
+
+def check_status(value: str) -> ConversationStatus:
+    try:
+        return ConversationStatus(value)
+    except ValueError:
+        raise ValidationError(_("Unknown status."), field="status") from None
+
+
+def check_priority(value: str) -> Priority:
+    try:
+        return Priority(value)
+    except ValueError:
+        raise ValidationError(_("Unknown priority."), field="priority") from None
+
+
+# -- do ----------------------------------------------------------------------------------------
+def do_send_reply(conversation: Conversation, text: str, *, actor: User, channel: Channel,
+                  idempotency_key: str | None = None) -> Message:
+    """Store the agent's reply as queued and promise its delivery. A repeated key returns the first."""
+    if idempotency_key:
+        existing = _by_idempotency_key(conversation, idempotency_key)
+        if existing is not None:
+            return existing
+    message = _new_message(conversation, text, actor=actor, channel=channel,
+                           idempotency_key=idempotency_key, internal=False)
+    message.delivery_status = DeliveryStatus.QUEUED
+    if conversation.status == ConversationStatus.OPEN and conversation.assignee_id is None:
+        conversation.assignee_id = actor.id  # whoever answers first owns it, as in Chatwoot
+    conversation.unread_count = 0
+    db.session.flush()
+    schedule_delivery(message)
+    announce_message(message)
+    outbox.commit()
+    return message
+
+
+def do_add_note(conversation: Conversation, text: str, *, actor: User,
+                idempotency_key: str | None = None) -> Message:
+    """An internal note: visible to agents only, never sent to the customer."""
+    if idempotency_key:
+        existing = _by_idempotency_key(conversation, idempotency_key)
+        if existing is not None:
+            return existing
+    message = _new_message(conversation, text, actor=actor, channel=None,
+                           idempotency_key=idempotency_key, internal=True)
+    db.session.flush()
+    announce_message(message)
+    outbox.commit()
+    return message
+
+
+def do_assign(conversation: Conversation, assignee: User | None, *, actor: User) -> None:
+    if conversation.assignee_id == (assignee.id if assignee else None):
+        return
+    conversation.assignee = assignee
+    text = (_("%(actor)s assigned the conversation to %(agent)s", actor=actor.name, agent=assignee.name)
+            if assignee else _("%(actor)s unassigned the conversation", actor=actor.name))
+    _system_line(conversation, text)
+    outbox.commit()
+
+
+def do_set_status(conversation: Conversation, status: ConversationStatus, *, actor: User) -> None:
+    if conversation.status == status:
+        return
+    if status in ConversationStatus.active() and not conversation.is_active:
+        if Conversation.active_for_contact(conversation.contact_id) is not None:
+            raise ValidationError(_("This contact already has an open conversation."), field="status")
+    conversation.status = status
+    conversation.resolved_at = utcnow() if status == ConversationStatus.RESOLVED else None
+    labels = {ConversationStatus.OPEN: _("open"), ConversationStatus.PENDING: _("pending"),
+              ConversationStatus.RESOLVED: _("resolved")}
+    _system_line(conversation, _("%(actor)s marked the conversation %(status)s",
+                                 actor=actor.name, status=labels[status]))
+    outbox.commit()
+
+
+def do_set_priority(conversation: Conversation, priority: Priority, *, actor: User) -> None:
+    if conversation.priority == priority:
+        return
+    conversation.priority = priority
+    outbox.publish_event(conversation.workspace_id, "conversation-changed",
+                         conversation_id=conversation.id)
+    outbox.commit()
+
+
+def do_mark_read(conversation: Conversation, *, actor: User) -> None:
+    if conversation.unread_count:
+        conversation.unread_count = 0
+        outbox.publish_event(conversation.workspace_id, "conversation-changed",
+                             conversation_id=conversation.id)
+        outbox.commit()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _by_idempotency_key(conversation: Conversation, key: str) -> Message | None:
+    stmt = select(Message).where(Message.conversation_id == conversation.id,
+                                 Message.idempotency_key == key)
+    return db.session.scalar(stmt)
+
+
+def _new_message(conversation: Conversation, text: str, *, actor: User, channel: Channel | None,
+                 idempotency_key: str | None, internal: bool) -> Message:
+    message = Message(
+        workspace_id=conversation.workspace_id, conversation=conversation,
+        contact_id=conversation.contact_id, channel_id=channel.id if channel else None,
+        direction=Direction.OUTBOUND, sender_kind=SenderKind.AGENT, sender_user_id=actor.id,
+        body=text, internal=internal, idempotency_key=idempotency_key,
+        delivery_status=DeliveryStatus.QUEUED if not internal else DeliveryStatus.READ,
+        status_changed_at=utcnow(), created_at=utcnow(),
+    )
+    db.session.add(message)
+    if not internal:
+        touch_conversation(conversation, message, channel_id=channel.id if channel else None)
+    return message
+
+
+def _system_line(conversation: Conversation, text: str) -> Message:
+    """A small activity line in the thread (assignment, status…), agents only."""
+    message = Message(
+        workspace_id=conversation.workspace_id, conversation=conversation,
+        contact_id=conversation.contact_id, direction=Direction.OUTBOUND,
+        sender_kind=SenderKind.SYSTEM, body=text, internal=True,
+        delivery_status=DeliveryStatus.READ, status_changed_at=utcnow(), created_at=utcnow(),
+    )
+    db.session.add(message)
+    db.session.flush()
+    announce_message(message)
+    return message

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import auth, inbox, stream, webhooks
+
+    for module in (auth, inbox, stream, webhooks):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,184 @@
+"""The unified inbox. One URL answers with the full page or, for HTMX, only the fragment."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..actions.conversations import (
+    access_agent, access_conversation, access_message, access_reply_channel, check_priority,
+    check_reply, check_status, do_add_note, do_assign, do_mark_read, do_send_reply,
+    do_set_priority, do_set_status, reply_channels,
+)
+from ..errors import ValidationError
+from ..kinds import ChannelKind
+from ..models import Conversation, ConversationStatus, Message, Priority, User
+from ..models.queries import Cursor, InboxFilter, inbox_page, view_counts
+
+bp = Blueprint("inbox", __name__)
+THREAD_PAGE = 50
+
+
+@bp.after_request
+def _vary(response):
+    response.vary.add("HX-Request")  # full page and fragment share a URL: caches must tell them apart
+    return response
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("inbox.index"))
+
+
+@bp.get("/inbox")
+@login_required
+def index():
+    filters = InboxFilter.from_args(request.args)
+    after = Cursor.decode(request.args.get("after"))
+    if request.htmx and after:
+        return _render_rows(filters, after)
+    if request.htmx and request.htmx.target == "conv-list":
+        return _render_list(filters)
+    return _render_page(filters, conversation=None)
+
+
+@bp.get("/inbox/c/<int:conversation_id>")
+@login_required
+def conversation(conversation_id: int):
+    conv = access_conversation(conversation_id, current_user)
+    do_mark_read(conv, actor=current_user)
+    if request.htmx and request.htmx.target == "thread":
+        return render_template("inbox/_thread.html", **_thread_context(conv))
+    return _render_page(InboxFilter.from_args(request.args), conversation=conv)
+
+
+@bp.get("/inbox/c/<int:conversation_id>/messages")
+@login_required
+def messages(conversation_id: int):
+    """New messages after a cursor (live updates) or an older page (scrolling back)."""
+    conv = access_conversation(conversation_id, current_user)
+    after, before = request.args.get("after", type=int), request.args.get("before", type=int)
+    if before is not None:
+        older = Message.history_of_contact(conv.contact_id, before_id=before, limit=THREAD_PAGE)
+        return render_template("inbox/_older.html", conversation=conv, messages=older,
+                               has_more=len(older) == THREAD_PAGE)
+    new = Message.history_of_contact(conv.contact_id, after_id=after or 0, limit=200)
+    if new and conv.unread_count:
+        do_mark_read(conv, actor=current_user)
+    return render_template("inbox/_new_messages.html", conversation=conv, messages=new,
+                           cursor=max([m.id for m in new], default=after or 0))
+
+
+@bp.post("/inbox/c/<int:conversation_id>/reply")
+@login_required
+def reply(conversation_id: int):
+    conv = access_conversation(conversation_id, current_user)
+    internal = request.form.get("internal") == "1"
+    key = request.form.get("idempotency_key") or None
+    try:
+        channel = None if internal else access_reply_channel(conv, request.form.get("channel_id", type=int))
+        text = check_reply(request.form.get("body", ""), channel)
+    except ValidationError as exc:
+        return _composer_error(conv, exc)
+    if internal:
+        message = do_add_note(conv, text, actor=current_user, idempotency_key=key)
+    else:
+        message = do_send_reply(conv, text, actor=current_user, channel=channel, idempotency_key=key)
+    return render_template("inbox/_reply_sent.html", conversation=conv, message=message,
+                           channels=reply_channels(conv), key=uuid.uuid4().hex)
+
+
+@bp.post("/inbox/c/<int:conversation_id>/assign")
+@login_required
+def assign(conversation_id: int):
+    conv = access_conversation(conversation_id, current_user)
+    raw = request.form.get("assignee_id", "")
+    agent_id = current_user.id if raw == "me" else (int(raw) if raw.isdigit() else None)
+    do_assign(conv, access_agent(agent_id, current_user), actor=current_user)
+    return _render_controls(conv)
+
+
+@bp.post("/inbox/c/<int:conversation_id>/status")
+@login_required
+def set_status(conversation_id: int):
+    conv = access_conversation(conversation_id, current_user)
+    do_set_status(conv, check_status(request.form.get("status", "")), actor=current_user)
+    return _render_controls(conv)
+
+
+@bp.post("/inbox/c/<int:conversation_id>/priority")
+@login_required
+def set_priority(conversation_id: int):
+    conv = access_conversation(conversation_id, current_user)
+    do_set_priority(conv, check_priority(request.form.get("priority", "")), actor=current_user)
+    return _render_controls(conv)
+
+
+@bp.get("/inbox/m/<int:message_id>/status")
+@login_required
+def message_status(message_id: int):
+    return render_template("inbox/_delivery.html", message=access_message(message_id, current_user))
+
+
+# -- rendering helpers ---------------------------------------------------------------------------
+def _list_context(filters: InboxFilter, after: Cursor | None = None) -> dict:
+    rows, next_cursor = inbox_page(current_user.workspace_id, filters, user_id=current_user.id,
+                                   after=after, limit=current_app.config["INBOX_PAGE_SIZE"])
+    return {"filters": filters, "rows": rows, "next_cursor": next_cursor}
+
+
+def _render_rows(filters: InboxFilter, after: Cursor):
+    return render_template("inbox/_rows.html", **_list_context(filters, after))
+
+
+def _render_list(filters: InboxFilter):
+    counts = view_counts(current_user.workspace_id, user_id=current_user.id)
+    return render_template("inbox/_list.html", counts=counts, oob_views=True, **_list_context(filters))
+
+
+def _render_page(filters: InboxFilter, *, conversation: Conversation | None):
+    context = {
+        **_list_context(filters),
+        "counts": view_counts(current_user.workspace_id, user_id=current_user.id),
+        "agents": User.agents_of(current_user.workspace_id),
+        "channel_kinds": list(ChannelKind),
+        "statuses": list(ConversationStatus),
+        "priorities": list(Priority),
+    }
+    if conversation is not None:
+        context.update(_thread_context(conversation, agents=context["agents"]))
+    return render_template("inbox/index.html", **context)
+
+
+def _thread_context(conv: Conversation, *, agents: list[User] | None = None) -> dict:
+    history = Message.history_of_contact(conv.contact_id, limit=THREAD_PAGE)
+    return {
+        "conversation": conv,
+        "messages": history,
+        "has_more": len(history) == THREAD_PAGE,
+        "cursor": max([m.id for m in history], default=0),
+        "channels": reply_channels(conv),
+        "agents": agents if agents is not None else User.agents_of(conv.workspace_id),
+        "statuses": list(ConversationStatus),
+        "priorities": list(Priority),
+        "key": uuid.uuid4().hex,
+    }
+
+
+def _render_controls(conv: Conversation):
+    return render_template("inbox/_controls.html", conversation=conv,
+                           agents=User.agents_of(conv.workspace_id),
+                           statuses=list(ConversationStatus), priorities=list(Priority))
+
+
+def _composer_error(conv: Conversation, exc: ValidationError):
+    html = render_template("inbox/_composer.html", conversation=conv, channels=reply_channels(conv),
+                           key=request.form.get("idempotency_key") or uuid.uuid4().hex,
+                           error=exc.message, body=request.form.get("body", ""),
+                           internal=request.form.get("internal") == "1")
+    response = make_response(html, 422)
+    response.headers["HX-Retarget"] = "#composer"
+    response.headers["HX-Reswap"] = "outerHTML"
+    return response

@@ -1,0 +1,75 @@
+"""Provider webhooks: verify the signature, parse, store once, answer fast.
+
+Nothing is stored before the signature is checked; a payload we cannot read gets a 400
+with the reason. Routing and delivery happen in jobs, after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, current_app, request
+
+from ..channels.base import ChannelAdapter, WebhookRequest
+from ..errors import InvalidSignature, MalformedPayload
+from ..extensions import csrf
+from ..models import Channel
+from ..orchestrator.delivery import adapter_for, do_update_delivery
+from ..orchestrator.ingest import do_ingest
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+csrf.exempt(bp)  # providers authenticate with signatures, not session cookies
+
+
+@bp.post("/<provider>/<kind>/<public_id>")
+def inbound(provider: str, kind: str, public_id: str):
+    channel, adapter, req = _verified(provider, kind, public_id)
+    for message in adapter.parse(req):
+        do_ingest(channel, message)
+    return _reply(adapter)
+
+
+@bp.post("/<provider>/<kind>/<public_id>/status")
+def status(provider: str, kind: str, public_id: str):
+    channel, adapter, req = _verified(provider, kind, public_id)
+    for update in adapter.parse_status(req):
+        do_update_delivery(channel, update)
+    return _reply(adapter)
+
+
+@bp.errorhandler(InvalidSignature)
+def _invalid_signature(exc: InvalidSignature):
+    log.warning("webhook rejected: %s path=%s", exc, request.path)
+    return {"error": "invalid signature"}, 403
+
+
+@bp.errorhandler(MalformedPayload)
+def _malformed(exc: MalformedPayload):
+    log.warning("webhook malformed: %s path=%s", exc, request.path)
+    return {"error": f"malformed payload: {exc}"}, 400
+
+
+def _verified(provider: str, kind: str, public_id: str) -> tuple[Channel, ChannelAdapter, WebhookRequest]:
+    channel = Channel.by_public_id(public_id)
+    if channel is None or not channel.enabled or (channel.provider, channel.kind) != (provider, kind):
+        abort(404)
+    adapter = adapter_for(channel)
+    req = webhook_request()
+    adapter.verify(req)
+    return channel, adapter, req
+
+
+def webhook_request() -> WebhookRequest:
+    """The request as the provider built it: signatures cover the public URL, not our internal one."""
+    body = request.get_data(cache=True)  # before .form, so the raw bytes stay available
+    url = current_app.config["PUBLIC_BASE_URL"] + request.path
+    if request.query_string:
+        url += "?" + request.query_string.decode()
+    return WebhookRequest(url=url, headers=request.headers, form=request.form, body=body,
+                          query=request.args)
+
+
+def _reply(adapter: ChannelAdapter) -> Response:
+    reply = adapter.webhook_reply()
+    return Response(reply.body, status=reply.status, content_type=reply.content_type)

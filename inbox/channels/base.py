@@ -1,0 +1,99 @@
+"""The contract every channel adapter fulfils. Adapters do provider I/O only: no database.
+
+    verify(request)        raise InvalidSignature unless the provider signed this request
+    parse(request)         -> list[InboundMessage]   (raise MalformedPayload with a reason)
+    parse_status(request)  -> list[StatusUpdate]
+    send(message)          -> DeliveryReceipt        (raise Transient/PermanentDeliveryError)
+    webhook_reply()        the body the provider expects back (empty TwiML, JSON…)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from ..kinds import ChannelKind, DeliveryStatus, Provider
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """An HTTP request as the provider sent it, free of any web framework."""
+
+    url: str  # the public URL the provider called (signatures cover it)
+    headers: Mapping[str, str]
+    form: Mapping[str, str]  # a MultiDict for form posts
+    body: bytes = b""
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookReply:
+    body: str
+    content_type: str
+    status: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """What an adapter needs to know about one configured channel."""
+
+    kind: ChannelKind
+    provider: Provider
+    address: str
+    credentials: Mapping[str, str]
+    settings: Mapping[str, object] = field(default_factory=dict)
+    api_base_url: str | None = None  # a fake provider in tests and demos
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMedia:
+    url: str
+    content_type: str
+    filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    provider_message_id: str
+    sender: str  # the customer's address on this channel
+    recipient: str  # our address
+    body: str
+    sender_name: str | None = None
+    media: tuple[InboundMedia, ...] = ()
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    provider_message_id: str
+    status: DeliveryStatus
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    to: str
+    body: str
+    status_callback_url: str | None = None
+    media_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    provider_message_id: str
+    status: DeliveryStatus
+
+
+class ChannelAdapter(Protocol):
+    kind: ChannelKind
+    provider: Provider
+
+    def __init__(self, config: ChannelConfig) -> None: ...
+    def verify(self, request: WebhookRequest) -> None: ...
+    def parse(self, request: WebhookRequest) -> list[InboundMessage]: ...
+    def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]: ...
+    def send(self, message: OutboundMessage) -> DeliveryReceipt: ...
+    def webhook_reply(self) -> WebhookReply: ...

@@ -1,0 +1,56 @@
+"""Configuration read from the environment; tests pass a dict to create_app()."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """A SECRET_KEY generated once and kept under instance/ so sessions survive restarts."""
+    path = instance_path / "secret_key"
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_config(instance_path: Path) -> dict:
+    env = os.environ.get
+    public_base_url = env("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    database_url = env("DATABASE_URL") or f"sqlite:///{instance_path / 'coccinelle.db'}"
+    # Heroku-style URLs name the old driver; we use psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if database_url.startswith(prefix):
+            database_url = "postgresql+psycopg://" + database_url[len(prefix):]
+    return {
+        "SECRET_KEY": env("SECRET_KEY") or _instance_secret(instance_path),
+        # Extra keys (comma-separated) let you rotate the encryption key: the first encrypts.
+        "ENCRYPTION_KEYS": [k for k in env("ENCRYPTION_KEYS", "").split(",") if k],
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": env("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "PUBLIC_BASE_URL": public_base_url,
+        "SESSION_COOKIE_SECURE": public_base_url.startswith("https://"),
+        "TWILIO_API_BASE_URL": env("TWILIO_API_BASE_URL") or None,
+        "BABEL_DEFAULT_LOCALE": env("DEFAULT_LOCALE", "fr"),
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "DELIVERY_RETRY_INTERVALS": [
+            int(s) for s in env("DELIVERY_RETRY_INTERVALS", "10,30,120,600,1800").split(",")
+        ],
+        "INBOX_PAGE_SIZE": int(env("INBOX_PAGE_SIZE", "25")),
+        "LOG_LEVEL": env("LOG_LEVEL", "INFO"),
+    }
+
+
+DEFAULTS = {
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead of a clock
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "SUPPORTED_LOCALES": ["fr", "en"],
+    "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
+}

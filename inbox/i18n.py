@@ -1,0 +1,40 @@
+"""Locale and time zone per request; relative times for the inbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask, current_app, request
+from flask_babel import format_datetime, format_timedelta
+from flask_login import current_user
+
+from .extensions import babel
+from .models import utcnow
+
+
+def select_locale() -> str:
+    supported = current_app.config["SUPPORTED_LOCALES"]
+    if current_user and current_user.is_authenticated:
+        if current_user.locale in supported:
+            return current_user.locale
+        return current_user.workspace.default_locale
+    return request.accept_languages.best_match(supported) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def select_timezone() -> str:
+    if current_user and current_user.is_authenticated:
+        return current_user.workspace.timezone
+    return "Europe/Paris"
+
+
+def relative_time(value: datetime | None) -> str:
+    """ "il y a 5 min" / "5 min ago"."""
+    if value is None:
+        return ""
+    return format_timedelta(value - utcnow(), add_direction=True, format="short", threshold=1.1)
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.filters["ago"] = relative_time
+    app.jinja_env.filters["datetime"] = lambda v, fmt="short": format_datetime(v, fmt) if v else ""

@@ -1,0 +1,20 @@
+"""RQ jobs: thin, JSON-serialisable arguments (ids), idempotent, run inside an app context."""
+
+from __future__ import annotations
+
+import functools
+
+from ..extensions import db
+
+
+def job(func):
+    """Give each job a fresh database session, whatever happened in the previous one."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            db.session.remove()
+
+    return wrapper

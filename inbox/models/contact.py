@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import Timestamped
+from ..kinds import ChannelKind
+
+
+class Contact(Timestamped, db.Model):
+    """A CRM client: the person behind every identity on every channel."""
+
+    __table_args__ = (Index("ix_contact_workspace_name", "workspace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id"))
+    name: Mapped[str] = mapped_column(String(160))
+    company: Mapped[str | None] = mapped_column(String(160))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    whatsapp: Mapped[str | None] = mapped_column(String(32))
+    telegram_id: Mapped[str | None] = mapped_column(String(64))
+    preferred_channel: Mapped[ChannelKind | None] = mapped_column(String(16))
+    locale: Mapped[str | None] = mapped_column(String(8))
+
+    identities = relationship("ContactIdentity", back_populates="contact", lazy="selectin")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.phone or self.email or "?"
+
+    @property
+    def initials(self) -> str:
+        parts = [p for p in self.display_name.split() if p and p[0].isalpha()]
+        return "".join(p[0] for p in parts[:2]).upper() or "#"
+
+
+class ContactIdentity(Timestamped, db.Model):
+    """An address on one channel kind (a phone number, an email, a Telegram id) → its contact."""
+
+    __table_args__ = (UniqueConstraint("workspace_id", "kind", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    kind: Mapped[ChannelKind] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(254))
+
+    contact = relationship("Contact", back_populates="identities")
+
+    @classmethod
+    def find(cls, workspace_id: int, kind: ChannelKind, address: str) -> ContactIdentity | None:
+        stmt = select(cls).where(
+            cls.workspace_id == workspace_id, cls.kind == kind, cls.address == address
+        )
+        return db.session.scalar(stmt)
+
+    @classmethod
+    def find_for_contact(cls, contact_id: int, kind: ChannelKind) -> ContactIdentity | None:
+        stmt = select(cls).where(cls.contact_id == contact_id, cls.kind == kind).order_by(cls.id)
+        return db.session.scalars(stmt).first()

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..kinds import DeliveryStatus
+from .base import Timestamped, UTCDateTime
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class SenderKind(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    BOT = "bot"
+    SYSTEM = "system"
+
+
+class Message(Timestamped, db.Model):
+    __table_args__ = (
+        # A provider delivering the same webhook twice must not store it twice.
+        UniqueConstraint("channel_id", "provider_message_id"),
+        # The composer sends a key per draft: a double click cannot send twice.
+        UniqueConstraint("conversation_id", "idempotency_key"),
+        Index("ix_message_contact_created", "contact_id", "created_at", "id"),
+        Index("ix_message_conversation_created", "conversation_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channel.id"))
+    direction: Mapped[Direction] = mapped_column(String(8))
+    sender_kind: Mapped[SenderKind] = mapped_column(String(12))
+    sender_user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    body: Mapped[str] = mapped_column(Text, default="")
+    internal: Mapped[bool] = mapped_column(default=False)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    delivery_status: Mapped[DeliveryStatus] = mapped_column(String(12))
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    conversation = relationship("Conversation")
+    contact = relationship("Contact")
+    channel = relationship("Channel", lazy="joined")
+    sender = relationship("User", lazy="joined")
+    attachments = relationship("Attachment", lazy="selectin", order_by="Attachment.id")
+
+    @property
+    def is_outbound(self) -> bool:
+        return self.direction == Direction.OUTBOUND
+
+    @property
+    def tracks_delivery(self) -> bool:
+        """Outbound messages that still expect a status callback listen for live updates."""
+        return self.is_outbound and not self.internal and not self.delivery_status.is_final
+
+    @classmethod
+    def by_provider_id(cls, channel_id: int, provider_message_id: str) -> Message | None:
+        stmt = select(cls).where(
+            cls.channel_id == channel_id, cls.provider_message_id == provider_message_id
+        )
+        return db.session.scalar(stmt)
+
+    @classmethod
+    def history_of_contact(
+        cls, contact_id: int, *, before_id: int | None = None, after_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Message]:
+        """A contact's messages across every conversation and channel, oldest first."""
+        stmt = select(cls).where(cls.contact_id == contact_id)
+        if after_id is not None:
+            stmt = stmt.where(cls.id > after_id).order_by(cls.created_at, cls.id)
+            return list(db.session.scalars(stmt.limit(limit)))
+        if before_id is not None:
+            stmt = stmt.where(cls.id < before_id)
+        stmt = stmt.order_by(cls.created_at.desc(), cls.id.desc()).limit(limit)
+        return list(reversed(list(db.session.scalars(stmt))))
+
+
+class Attachment(Timestamped, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id"), index=True)
+    content_type: Mapped[str] = mapped_column(String(128))
+    filename: Mapped[str | None] = mapped_column(String(255))
+    # Where the provider keeps the file (Twilio MediaUrl); fetched with the channel's credentials.
+    remote_url: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column()

@@ -1,0 +1,157 @@
+"""The inbox's read side: one query for a page of rows, one for the view counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import and_, case, exists, func, or_, select
+
+from ..extensions import db
+from ..kinds import ChannelKind
+from .channel import Channel
+from .contact import Contact
+from .conversation import Conversation, ConversationStatus, Priority
+from .message import Message
+
+VIEWS = ("all", "mine", "unassigned")
+STATUS_ANY = "any"
+SORTS = ("recent", "priority")
+_PRIORITY_ORDER = case(
+    {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.MEDIUM: 2, Priority.LOW: 3},
+    value=Conversation.priority, else_=4,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    view: str = "all"
+    channel: ChannelKind | None = None
+    status: str = ConversationStatus.OPEN
+    priority: Priority | None = None
+    assignee_id: int | None = None
+    q: str = ""
+    sort: str = "recent"
+
+    @classmethod
+    def from_args(cls, args) -> InboxFilter:
+        """Unknown values fall back to the default instead of failing: URLs get shared and edited."""
+        def pick(name, allowed, default):
+            value = args.get(name) or default
+            return value if value in allowed else default
+        assignee = args.get("assignee", "")
+        return cls(
+            view=pick("view", VIEWS, "all"),
+            channel=ChannelKind(args["channel"]) if args.get("channel") in set(ChannelKind) else None,
+            status=pick("status", {*ConversationStatus, STATUS_ANY}, ConversationStatus.OPEN),
+            priority=Priority(args["priority"]) if args.get("priority") in set(Priority) else None,
+            assignee_id=int(assignee) if assignee.isdigit() else None,
+            q=(args.get("q") or "").strip()[:100],
+            sort=pick("sort", SORTS, "recent"),
+        )
+
+    def to_args(self, **changes) -> dict[str, str]:
+        """Query-string arguments that reproduce this filter, without the defaults."""
+        f = replace(self, **changes) if changes else self
+        args = {"view": f.view if f.view != "all" else None,
+                "channel": f.channel, "status": f.status if f.status != ConversationStatus.OPEN else None,
+                "priority": f.priority, "assignee": f.assignee_id, "q": f.q or None,
+                "sort": f.sort if f.sort != "recent" else None}
+        return {k: str(v) for k, v in args.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Keyset pagination: the position of the last row shown; pages cost the same at any depth."""
+
+    last_activity_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        return f"{self.last_activity_at.timestamp():.6f}_{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str | None) -> Cursor | None:
+        from datetime import UTC
+        try:
+            stamp, ident = (raw or "").split("_")
+            return cls(datetime.fromtimestamp(float(stamp), UTC), int(ident))
+        except ValueError:
+            return None
+
+
+def _filtered(workspace_id: int, f: InboxFilter, user_id: int):
+    stmt = select(Conversation).where(Conversation.workspace_id == workspace_id)
+    if f.view == "mine":
+        stmt = stmt.where(Conversation.assignee_id == user_id)
+    elif f.view == "unassigned":
+        stmt = stmt.where(Conversation.assignee_id.is_(None))
+    if f.status != STATUS_ANY:
+        stmt = stmt.where(Conversation.status == f.status)
+    if f.priority:
+        stmt = stmt.where(Conversation.priority == f.priority)
+    if f.assignee_id:
+        stmt = stmt.where(Conversation.assignee_id == f.assignee_id)
+    if f.channel:
+        stmt = stmt.where(Conversation.channel_id.in_(
+            select(Channel.id).where(Channel.workspace_id == workspace_id, Channel.kind == f.channel)))
+    if f.q:
+        stmt = stmt.where(_search(workspace_id, f.q))
+    return stmt
+
+
+def _search(workspace_id: int, q: str):
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = f"%{escaped}%"
+    contact_match = select(Contact.id).where(
+        Contact.workspace_id == workspace_id,
+        or_(Contact.name.ilike(like, escape="\\"), Contact.company.ilike(like, escape="\\"),
+            Contact.email.ilike(like, escape="\\"), Contact.phone.ilike(like, escape="\\")),
+    )
+    message_match = exists().where(
+        Message.conversation_id == Conversation.id, Message.body.ilike(like, escape="\\"))
+    return or_(Conversation.contact_id.in_(contact_match), message_match)
+
+
+def inbox_page(workspace_id: int, f: InboxFilter, *, user_id: int, after: Cursor | None,
+               limit: int) -> tuple[list[Conversation], Cursor | None]:
+    """One page of conversations, newest activity first (or by priority), with the next cursor."""
+    stmt = _filtered(workspace_id, f, user_id)
+    if f.sort == "priority":
+        stmt = stmt.order_by(_PRIORITY_ORDER, Conversation.last_activity_at.desc(), Conversation.id.desc())
+        offset = int(after.id) if after else 0  # priority order is short-lived: offset is fine
+        rows = list(db.session.scalars(stmt.offset(offset).limit(limit + 1)).unique())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (Cursor(rows[-1].last_activity_at, offset + limit) if more else None)
+    if after:
+        stmt = stmt.where(or_(
+            Conversation.last_activity_at < after.last_activity_at,
+            and_(Conversation.last_activity_at == after.last_activity_at, Conversation.id < after.id),
+        ))
+    stmt = stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit + 1)
+    rows = list(db.session.scalars(stmt).unique())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (Cursor(rows[-1].last_activity_at, rows[-1].id) if more else None)
+
+
+def view_counts(workspace_id: int, *, user_id: int) -> dict[str, int]:
+    """Open conversations per sidebar view and per channel kind, in one query."""
+    open_ = Conversation.status == ConversationStatus.OPEN
+
+    def count(*conds):
+        return func.coalesce(func.sum(case((and_(open_, *conds), 1), else_=0)), 0)
+
+    columns = {
+        "all": count(),
+        "mine": count(Conversation.assignee_id == user_id),
+        "unassigned": count(Conversation.assignee_id.is_(None)),
+        **{kind.value: count(Channel.kind == kind) for kind in ChannelKind},
+    }
+    stmt = (select(*[c.label(k) for k, c in columns.items()])
+            .select_from(Conversation)
+            .outerjoin(Channel, Channel.id == Conversation.channel_id)
+            .where(Conversation.workspace_id == workspace_id))
+    row = db.session.execute(stmt).one()
+    return {k: int(v or 0) for k, v in row._mapping.items()}

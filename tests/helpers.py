@@ -1,0 +1,28 @@
+"""Helpers that speak like Twilio: signed form posts built from documented payload shapes."""
+
+from __future__ import annotations
+
+from inbox.orchestrator.delivery import webhook_url
+from inbox.sandbox import twilio as fake
+from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
+
+from .conftest import PUBLIC_BASE_URL, SMS_NUMBER
+
+
+def signed_post(client, channel, params: dict, *, suffix: str = "", token: str = DEMO_AUTH_TOKEN,
+                signature: str | None = None):
+    """POST through the Flask test client, signed for the public URL Twilio would call."""
+    url = webhook_url(channel, suffix)
+    path = url.removeprefix(PUBLIC_BASE_URL)
+    sig = fake.sign(token, url, params) if signature is None else signature
+    return client.post(path, data=params, headers={"X-Twilio-Signature": sig} if sig else {})
+
+
+def inbound(sender: str = "+33612345678", body: str = "Bonjour", **kw) -> dict:
+    return fake.inbound_sms_payload(account_sid=DEMO_ACCOUNT_SID, sender=sender, to=SMS_NUMBER,
+                                    body=body, **kw)
+
+
+def status(message_sid: str, value: str, *, to: str = "+33612345678", error_code: str | None = None) -> dict:
+    return fake.status_payload(account_sid=DEMO_ACCOUNT_SID, message_sid=message_sid, status=value,
+                               sender=SMS_NUMBER, to=to, error_code=error_code)

@@ -1,0 +1,140 @@
+"""A customer texts the workspace: the signed webhook is stored once, on the right contact."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import requests
+from sqlalchemy import func, select
+
+from inbox.broker import get_queue
+from inbox.extensions import db
+from inbox.models import Contact, Conversation, Message, OutboxEntry
+from inbox.orchestrator.delivery import webhook_url
+from inbox.sandbox import twilio as fake
+from inbox.sandbox.twilio import DEMO_AUTH_TOKEN
+
+from ..helpers import inbound, signed_post
+
+
+def count(model) -> int:
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_inbound_sms_creates_contact_conversation_and_message(client, sms_channel):
+    response = signed_post(client, sms_channel, inbound(body="Ma commande n'est pas arrivée"))
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml" and b"<Response>" in response.data
+    message = db.session.scalar(select(Message))
+    assert message.body == "Ma commande n'est pas arrivée"
+    assert message.sender_kind == "customer" and message.direction == "inbound"
+    contact = db.session.get(Contact, message.contact_id)
+    assert contact.phone == "+33612345678"
+    conversation = db.session.get(Conversation, message.conversation_id)
+    assert conversation.status == "open" and conversation.unread_count == 1
+    assert conversation.last_message_preview == "Ma commande n'est pas arrivée"
+    assert get_queue().job_ids == [f"route-{message.id}"]
+
+
+def test_second_message_joins_the_open_conversation(client, sms_channel):
+    signed_post(client, sms_channel, inbound(body="Bonjour"))
+    signed_post(client, sms_channel, inbound(body="Vous êtes là ?"))
+    signed_post(client, sms_channel, inbound(sender="+33700000000", body="Autre client"))
+
+    assert count(Contact) == 2
+    assert count(Conversation) == 2
+    bodies = db.session.scalars(select(Message.body).order_by(Message.id)).all()
+    assert bodies == ["Bonjour", "Vous êtes là ?", "Autre client"]
+
+
+def test_message_after_resolution_opens_a_new_conversation(client, sms_channel):
+    signed_post(client, sms_channel, inbound(body="Premier"))
+    first = db.session.scalar(select(Conversation))
+    first.status = "resolved"
+    db.session.commit()
+    signed_post(client, sms_channel, inbound(body="Nouveau problème"))
+
+    assert count(Conversation) == 2
+    assert count(Contact) == 1
+
+
+def test_wrong_or_missing_signature_is_refused_and_stores_nothing(client, sms_channel):
+    bad = signed_post(client, sms_channel, inbound(), token="not-the-auth-token")
+    missing = signed_post(client, sms_channel, inbound(), signature="")
+
+    assert bad.status_code == 403 and missing.status_code == 403
+    assert bad.get_json() == {"error": "invalid signature"}
+    assert count(Message) == 0 and count(Contact) == 0 and count(OutboxEntry) == 0
+    assert get_queue().count == 0
+
+
+def test_signature_over_another_url_is_refused(client, sms_channel):
+    """Behind a proxy the signature covers the public URL; a signature for any other URL fails."""
+    params = inbound()
+    sig = fake.sign(DEMO_AUTH_TOKEN, "http://internal:8000/webhooks/twilio/sms/" + sms_channel.public_id, params)
+    response = signed_post(client, sms_channel, params, signature=sig)
+    assert response.status_code == 403
+
+
+def test_malformed_payload_gets_a_readable_400_and_stores_nothing(client, sms_channel):
+    no_sid = inbound()
+    del no_sid["MessageSid"], no_sid["SmsMessageSid"]
+    no_from = inbound()
+    del no_from["From"]
+    bad_media = inbound()
+    bad_media["NumMedia"] = "deux"
+
+    responses = [signed_post(client, sms_channel, p) for p in (no_sid, no_from, bad_media)]
+
+    assert [r.status_code for r in responses] == [400, 400, 400]
+    assert "MessageSid" in responses[0].get_json()["error"]
+    assert "From is missing" in responses[1].get_json()["error"]
+    assert "NumMedia" in responses[2].get_json()["error"]
+    assert count(Message) == 0
+
+
+def test_unknown_channel_is_404(client, sms_channel):
+    response = client.post("/webhooks/twilio/sms/" + "0" * 32, data=inbound())
+    assert response.status_code == 404
+
+
+def test_mms_media_are_kept_as_attachments(client, sms_channel):
+    params = inbound(body="Voici la photo", media=[("https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM/Media/ME1", "image/jpeg")])
+    assert signed_post(client, sms_channel, params).status_code == 200
+    message = db.session.scalar(select(Message))
+    assert [(a.content_type, a.remote_url.endswith("/ME1")) for a in message.attachments] == [("image/jpeg", True)]
+
+
+def test_same_webhook_delivered_twenty_times_concurrently_is_stored_once(app, sms_channel, live_server):
+    params = inbound(body="Livraison en double ?")
+    public = webhook_url(sms_channel)
+    target = live_server.url + public.removeprefix(app.config["PUBLIC_BASE_URL"])
+    signature = fake.sign(DEMO_AUTH_TOKEN, public, params)
+
+    def deliver(_):
+        return requests.post(target, data=params, headers={"X-Twilio-Signature": signature}, timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        codes = list(pool.map(deliver, range(20)))
+
+    assert codes == [200] * 20
+    assert count(Message) == 1 and count(Contact) == 1 and count(Conversation) == 1
+    assert get_queue().count == 1
+
+
+def test_first_messages_from_a_new_customer_in_parallel_share_one_conversation(app, sms_channel, live_server):
+    public = webhook_url(sms_channel)
+    target = live_server.url + public.removeprefix(app.config["PUBLIC_BASE_URL"])
+
+    def deliver(i):
+        params = inbound(sender="+33611112222", body=f"message {i}")
+        sig = fake.sign(DEMO_AUTH_TOKEN, public, params)
+        return requests.post(target, data=params, headers={"X-Twilio-Signature": sig}, timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(deliver, range(8)))
+
+    assert codes == [200] * 8
+    assert count(Message) == 8 and count(Contact) == 1 and count(Conversation) == 1

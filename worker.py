@@ -1,0 +1,55 @@
+"""The RQ worker (JSON serializer, with its scheduler) plus the outbox relay.
+
+    python worker.py
+
+Jobs run in this process (SimpleWorker) inside one app context, each with a fresh
+database session. A background thread relays outbox rows that could not reach Redis
+when they were written, so work promised during a Redis outage is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from inbox import create_app
+from inbox.broker import DEFAULT_QUEUE, get_queue, redis_client
+from inbox.extensions import db
+
+log = logging.getLogger("worker")
+RELAY_INTERVAL_SECONDS = 2
+
+
+def relay_forever(app, stop: threading.Event) -> None:
+    from inbox.outbox import relay_pending
+
+    while not stop.wait(RELAY_INTERVAL_SECONDS):
+        with app.app_context():
+            try:
+                relayed = relay_pending()
+                if relayed:
+                    log.info("outbox relay: %d entries handed to redis", relayed)
+            except Exception:  # keep relaying whatever one round did
+                log.exception("outbox relay round failed")
+            finally:
+                db.session.remove()
+
+
+def main() -> None:
+    app = create_app()
+    stop = threading.Event()
+    threading.Thread(target=relay_forever, args=(app, stop), daemon=True, name="outbox-relay").start()
+    with app.app_context():
+        worker = SimpleWorker([get_queue(DEFAULT_QUEUE)], connection=redis_client(),
+                              serializer=JSONSerializer)
+        try:
+            worker.work(with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
+        finally:
+            stop.set()
+
+
+if __name__ == "__main__":
+    main()

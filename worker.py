@@ -17,7 +17,7 @@ from rq.serializers import JSONSerializer
 
 from inbox import create_app
 from inbox.broker import DEFAULT_QUEUE, get_queue, redis_client
-from inbox.extensions import db
+from inbox.extensions import db, sqlite_write_intent
 
 log = logging.getLogger("worker")
 RELAY_INTERVAL_SECONDS = 2
@@ -26,6 +26,7 @@ RELAY_INTERVAL_SECONDS = 2
 def relay_forever(app, stop: threading.Event) -> None:
     from inbox.outbox import relay_pending
 
+    sqlite_write_intent.set(True)  # this thread's context only
     while not stop.wait(RELAY_INTERVAL_SECONDS):
         with app.app_context():
             try:

@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from . import broker
 from .config import DEFAULTS, load_config
-from .extensions import babel, csrf, db, htmx, login_manager, migrate
+from .extensions import babel, csrf, db, htmx, login_manager, migrate, sqlite_write_intent
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -36,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     _init_login(app)
     with app.app_context():
         _tune_sqlite(db.engine)
+    _lock_per_request(app)
 
     from .blueprints import register_blueprints
     register_blueprints(app)
@@ -62,7 +63,7 @@ def _init_login(app: Flask) -> None:
 
 
 def _tune_sqlite(engine) -> None:
-    """WAL for concurrent readers; BEGIN IMMEDIATE so concurrent writers queue, never deadlock."""
+    """WAL for concurrent readers; BEGIN IMMEDIATE (see sqlite_write_intent) so writers queue."""
     if engine.dialect.name != "sqlite":
         return
 
@@ -78,4 +79,18 @@ def _tune_sqlite(engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_write_intent.get() else "BEGIN")
+
+
+def _lock_per_request(app: Flask) -> None:
+    from flask import g
+
+    @app.before_request
+    def _write_intent():
+        g._write_intent_token = sqlite_write_intent.set(True)
+
+    @app.teardown_request
+    def _reset_write_intent(_exc):
+        token = g.pop("_write_intent_token", None)
+        if token is not None:
+            sqlite_write_intent.reset(token)

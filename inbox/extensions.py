@@ -8,6 +8,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
+from contextvars import ContextVar
+
 from sqlalchemy import MetaData
 
 # Stable constraint names so Alembic migrations are reproducible on SQLite and PostgreSQL.
@@ -27,3 +29,8 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 htmx = Htmx()
+
+# On SQLite, transactions opened while this is true take the write lock at BEGIN
+# (BEGIN IMMEDIATE), so concurrent writers queue on busy_timeout instead of failing when a
+# read turns into a write. Requests and jobs set it; tests and scripts read without locking.
+sqlite_write_intent: ContextVar[bool] = ContextVar("sqlite_write_intent", default=False)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Flask, current_app, request
-from flask_babel import format_datetime, format_timedelta
+from babel.dates import format_timedelta
+from flask_babel import format_datetime, get_locale
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from .extensions import babel
@@ -31,10 +33,15 @@ def relative_time(value: datetime | None) -> str:
     """ "il y a 5 min" / "5 min ago"."""
     if value is None:
         return ""
-    return format_timedelta(value - utcnow(), add_direction=True, format="short", threshold=1.1)
+    delta = value - utcnow()
+    if abs(delta.total_seconds()) < 45:
+        return _("just now")
+    return format_timedelta(delta, add_direction=True, format="short", threshold=1.1,
+                            locale=get_locale())
 
 
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["ago"] = relative_time
     app.jinja_env.filters["datetime"] = lambda v, fmt="short": format_datetime(v, fmt) if v else ""

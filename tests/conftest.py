@@ -4,6 +4,7 @@ COCCINELLE_TEST_DB=postgres and TEST_DATABASE_URL are set), a fake Twilio API on
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import uuid
@@ -14,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from inbox import create_app
@@ -96,8 +98,17 @@ def _reset_database() -> None:
     db.create_all()
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own app context (own session, own `g`), as in production,
+    instead of sharing the one the test holds open."""
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = IsolatedClient
     return app.test_client()
 
 

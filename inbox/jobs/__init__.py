@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from ..extensions import db
+from ..extensions import db, sqlite_write_intent
 
 
 def job(func):
@@ -12,9 +12,11 @@ def job(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        token = sqlite_write_intent.set(True)
         try:
             return func(*args, **kwargs)
         finally:
             db.session.remove()
+            sqlite_write_intent.reset(token)
 
     return wrapper

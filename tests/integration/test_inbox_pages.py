@@ -1,0 +1,99 @@
+"""What an agent sees: login, the inbox list with filters and search, a conversation."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import event, select
+
+from inbox.actions.workspace import do_create_channel, do_create_user, do_create_workspace
+from inbox.extensions import db
+from inbox.kinds import ChannelKind, Provider
+from inbox.models import Conversation, Message
+from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
+
+from ..conftest import PASSWORD, login
+from ..helpers import inbound, signed_post
+
+
+def test_login_page_then_inbox(client, agent):
+    assert client.get("/inbox").status_code == 302  # anonymous → login
+    page = client.get("/login")
+    assert page.status_code == 200 and b'name="password"' in page.data
+    wrong = client.post("/login", data={"email": agent.email, "password": "nope nope nope"})
+    assert wrong.status_code == 422
+    login(client, agent)
+    inbox = client.get("/inbox")
+    assert inbox.status_code == 200
+    assert b"Alice Agent" in inbox.data
+
+
+def test_inbox_lists_conversations_with_contact_preview_and_channel(logged_in, client, sms_channel):
+    signed_post(client, sms_channel, inbound(sender="+33611111111", body="Ma facture est fausse"))
+    html = logged_in.get("/inbox").get_data(as_text=True)
+    assert "+33611111111" in html
+    assert "Ma facture est fausse" in html
+    assert 'class="ch-icon ch-sms"' in html
+
+
+def test_conversation_deep_link_renders_the_full_page(logged_in, client, sms_channel):
+    signed_post(client, sms_channel, inbound(body="Bonjour, besoin d'aide"))
+    conversation = db.session.scalar(select(Conversation))
+    page = logged_in.get(f"/inbox/c/{conversation.id}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "<html" in html and 'id="conv-list"' in html and 'id="thread"' in html
+    assert "Bonjour, besoin d&#39;aide" in html
+    fragment = logged_in.get(f"/inbox/c/{conversation.id}", headers={"HX-Request": "true", "HX-Target": "thread"})
+    assert "<html" not in fragment.get_data(as_text=True)
+    assert 'id="thread"' in fragment.get_data(as_text=True)
+    assert "HX-Request" in fragment.headers["Vary"]
+
+
+def test_search_filters_by_contact_and_message_text(logged_in, client, sms_channel):
+    signed_post(client, sms_channel, inbound(sender="+33611111111", body="problème de livraison"))
+    signed_post(client, sms_channel, inbound(sender="+33622222222", body="question facture"))
+    headers = {"HX-Request": "true", "HX-Target": "conv-list"}
+    html = logged_in.get("/inbox?q=livraison", headers=headers).get_data(as_text=True)
+    assert "+33611111111" in html and "+33622222222" not in html
+    html = logged_in.get("/inbox?q=3362222", headers=headers).get_data(as_text=True)
+    assert "+33622222222" in html and "+33611111111" not in html
+
+
+def test_other_workspace_conversation_is_404(logged_in, client, app):
+    other = do_create_workspace("Concurrent", slug="other")
+    channel = do_create_channel(other, kind=ChannelKind.SMS, provider=Provider.TWILIO, name="SMS",
+                                address="+33799999999",
+                                credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+    signed_post(client, channel, inbound(body="secret de B"))
+    foreign = db.session.scalar(select(Conversation))
+    message = db.session.scalar(select(Message))
+
+    assert logged_in.get(f"/inbox/c/{foreign.id}").status_code == 404
+    assert logged_in.post(f"/inbox/c/{foreign.id}/reply", data={"body": "hack"}).status_code == 404
+    assert logged_in.post(f"/inbox/c/{foreign.id}/assign", data={"assignee_id": "me"}).status_code == 404
+    assert logged_in.get(f"/inbox/m/{message.id}/status").status_code == 404
+    assert "secret de B" not in logged_in.get("/inbox?q=secret").get_data(as_text=True)
+
+
+def test_inbox_list_query_count_does_not_grow_with_page_size(app, logged_in, client, sms_channel):
+    def queries_for_inbox(page_size: int) -> int:
+        app.config["INBOX_PAGE_SIZE"] = page_size
+        statements = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            response = logged_in.get("/inbox")
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert response.status_code == 200
+        return len(statements), response.get_data(as_text=True)
+
+    for i in range(50):
+        signed_post(client, sms_channel, inbound(sender=f"+336000000{i:02d}", body=f"message {i}"))
+    few, html_few = queries_for_inbox(5)
+    many, html_many = queries_for_inbox(50)
+    assert len(re.findall(r'id="row-\d+"', html_few)) == 5
+    assert len(re.findall(r'id="row-\d+"', html_many)) == 50
+    assert few == many, (few, many)
+    assert few <= 8

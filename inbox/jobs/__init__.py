@@ -12,6 +12,7 @@ def job(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        db.session.remove()  # nothing left over from whatever ran before in this context
         token = sqlite_write_intent.set(True)
         try:
             return func(*args, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, TypeDecorator
+from sqlalchemy import DateTime, String, TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -34,3 +34,20 @@ class UTCDateTime(TypeDecorator):
 
 class Timestamped:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class StrEnumType(TypeDecorator):
+    """A StrEnum stored as its plain value (portable, readable in SQL), loaded back as the enum."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class, length: int = 16):
+        super().__init__(length)
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.enum_class(value).value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.enum_class(value)

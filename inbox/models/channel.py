@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .. import crypto
 from ..kinds import ChannelKind, Provider
 from ..extensions import db
-from .base import Timestamped
+from .base import StrEnumType, Timestamped
 
 
 def _public_id() -> str:
@@ -21,8 +21,8 @@ class Channel(Timestamped, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id"))
-    kind: Mapped[ChannelKind] = mapped_column(String(16))
-    provider: Mapped[Provider] = mapped_column(String(16))
+    kind: Mapped[ChannelKind] = mapped_column(StrEnumType(ChannelKind, 16))
+    provider: Mapped[Provider] = mapped_column(StrEnumType(Provider, 16))
     name: Mapped[str] = mapped_column(String(120))
     # The channel's own address: the Twilio number, the mailbox, the bot's @name.
     address: Mapped[str] = mapped_column(String(254), default="")

@@ -4,7 +4,7 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import Timestamped
+from .base import StrEnumType, Timestamped
 from ..kinds import ChannelKind
 
 
@@ -21,7 +21,7 @@ class Contact(Timestamped, db.Model):
     phone: Mapped[str | None] = mapped_column(String(32))
     whatsapp: Mapped[str | None] = mapped_column(String(32))
     telegram_id: Mapped[str | None] = mapped_column(String(64))
-    preferred_channel: Mapped[ChannelKind | None] = mapped_column(String(16))
+    preferred_channel: Mapped[ChannelKind | None] = mapped_column(StrEnumType(ChannelKind, 16))
     locale: Mapped[str | None] = mapped_column(String(8))
 
     identities = relationship("ContactIdentity", back_populates="contact", lazy="selectin")
@@ -44,7 +44,7 @@ class ContactIdentity(Timestamped, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
-    kind: Mapped[ChannelKind] = mapped_column(String(16))
+    kind: Mapped[ChannelKind] = mapped_column(StrEnumType(ChannelKind, 16))
     address: Mapped[str] = mapped_column(String(254))
 
     contact = relationship("Contact", back_populates="identities")

@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import Timestamped, UTCDateTime, utcnow
+from .base import StrEnumType, Timestamped, UTCDateTime, utcnow
 
 
 class ConversationStatus(StrEnum):
@@ -54,8 +54,8 @@ class Conversation(Timestamped, db.Model):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
     # The channel of the latest message: the reply goes back there by default.
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channel.id"))
-    status: Mapped[ConversationStatus] = mapped_column(String(16), default=ConversationStatus.OPEN)
-    priority: Mapped[Priority] = mapped_column(String(16), default=Priority.MEDIUM)
+    status: Mapped[ConversationStatus] = mapped_column(StrEnumType(ConversationStatus, 16), default=ConversationStatus.OPEN)
+    priority: Mapped[Priority] = mapped_column(StrEnumType(Priority, 16), default=Priority.MEDIUM)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Denormalised so the list renders in one query, whatever the page size.

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..kinds import DeliveryStatus
-from .base import Timestamped, UTCDateTime
+from .base import StrEnumType, Timestamped, UTCDateTime
 
 
 class Direction(StrEnum):
@@ -38,14 +38,14 @@ class Message(Timestamped, db.Model):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channel.id"))
-    direction: Mapped[Direction] = mapped_column(String(8))
-    sender_kind: Mapped[SenderKind] = mapped_column(String(12))
+    direction: Mapped[Direction] = mapped_column(StrEnumType(Direction, 8))
+    sender_kind: Mapped[SenderKind] = mapped_column(StrEnumType(SenderKind, 12))
     sender_user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     body: Mapped[str] = mapped_column(Text, default="")
     internal: Mapped[bool] = mapped_column(default=False)
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
-    delivery_status: Mapped[DeliveryStatus] = mapped_column(String(12))
+    delivery_status: Mapped[DeliveryStatus] = mapped_column(StrEnumType(DeliveryStatus, 12))
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

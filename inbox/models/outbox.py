@@ -6,7 +6,7 @@ from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .base import Timestamped
+from .base import StrEnumType, Timestamped
 
 
 class OutboxKind(StrEnum):
@@ -23,7 +23,7 @@ class OutboxEntry(Timestamped, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int | None] = mapped_column(ForeignKey("workspace.id"))
-    kind: Mapped[OutboxKind] = mapped_column(String(8))
+    kind: Mapped[OutboxKind] = mapped_column(StrEnumType(OutboxKind, 8))
     name: Mapped[str] = mapped_column(String(120))  # job function path or event type
     job_id: Mapped[str | None] = mapped_column(String(120))
     payload: Mapped[dict] = mapped_column(JSON, default=dict)

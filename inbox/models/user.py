@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
-from .base import Timestamped, UTCDateTime
+from .base import StrEnumType, Timestamped, UTCDateTime
 
 
 class Role(StrEnum):
@@ -30,10 +30,10 @@ class User(UserMixin, Timestamped, db.Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(256))
-    role: Mapped[Role] = mapped_column(String(16), default=Role.AGENT)
+    role: Mapped[Role] = mapped_column(StrEnumType(Role, 16), default=Role.AGENT)
     # Money is Decimal, never float: euros per hour with cents.
     hourly_cost: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0"))
-    availability: Mapped[Availability] = mapped_column(String(16), default=Availability.OFFLINE)
+    availability: Mapped[Availability] = mapped_column(StrEnumType(Availability, 16), default=Availability.OFFLINE)
     locale: Mapped[str | None] = mapped_column(String(8))
     is_active_member: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

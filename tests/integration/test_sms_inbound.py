@@ -18,7 +18,7 @@ from ..helpers import inbound, signed_post
 
 
 def count(model) -> int:
-    db.session.expire_all()
+    db.session.rollback()  # end the read snapshot: see what the requests committed
     return db.session.scalar(select(func.count()).select_from(model))
 
 

@@ -30,7 +30,7 @@ def _channel(kind: str, workspace: str | None):
 
 
 @simulate.command("inbound")
-@click.option("--channel", "kind", type=click.Choice([ChannelKind.SMS]), default=ChannelKind.SMS,
+@click.option("--channel", "kind", type=click.Choice([ChannelKind.SMS.value]), default=ChannelKind.SMS.value,
               help="Channel kind (more arrive with their adapters).")
 @click.option("--from", "sender", required=True, help="The customer's address, e.g. +33612345678.")
 @click.option("--text", required=True, help="The message body.")

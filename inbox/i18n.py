@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 from babel.dates import format_timedelta
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
@@ -16,6 +16,8 @@ from .models import utcnow
 
 def select_locale() -> str:
     supported = current_app.config["SUPPORTED_LOCALES"]
+    if not has_request_context():  # jobs, CLI, seed
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     if current_user and current_user.is_authenticated:
         if current_user.locale in supported:
             return current_user.locale
@@ -24,6 +26,8 @@ def select_locale() -> str:
 
 
 def select_timezone() -> str:
+    if not has_request_context():
+        return "UTC"
     if current_user and current_user.is_authenticated:
         return current_user.workspace.timezone
     return "Europe/Paris"

@@ -131,9 +131,12 @@ def do_assign(conversation: Conversation, assignee: User | None, *, actor: User)
     if conversation.assignee_id == (assignee.id if assignee else None):
         return
     conversation.assignee = assignee
-    text = (_("%(actor)s assigned the conversation to %(agent)s", actor=actor.name, agent=assignee.name)
-            if assignee else _("%(actor)s unassigned the conversation", actor=actor.name))
-    _system_line(conversation, text)
+    if assignee:
+        _system_line(conversation, {"kind": "assigned", "actor": actor.name, "agent": assignee.name},
+                     f"{actor.name} assigned the conversation to {assignee.name}")
+    else:
+        _system_line(conversation, {"kind": "unassigned", "actor": actor.name},
+                     f"{actor.name} unassigned the conversation")
     outbox.commit()
 
 
@@ -145,10 +148,8 @@ def do_set_status(conversation: Conversation, status: ConversationStatus, *, act
             raise ValidationError(_("This contact already has an open conversation."), field="status")
     conversation.status = status
     conversation.resolved_at = utcnow() if status == ConversationStatus.RESOLVED else None
-    labels = {ConversationStatus.OPEN: _("open"), ConversationStatus.PENDING: _("pending"),
-              ConversationStatus.RESOLVED: _("resolved")}
-    _system_line(conversation, _("%(actor)s marked the conversation %(status)s",
-                                 actor=actor.name, status=labels[status]))
+    _system_line(conversation, {"kind": "status", "actor": actor.name, "status": str(status)},
+                 f"{actor.name} marked the conversation {status}")
     outbox.commit()
 
 
@@ -192,12 +193,12 @@ def _new_message(conversation: Conversation, text: str, *, actor: User, channel:
     return message
 
 
-def _system_line(conversation: Conversation, text: str) -> Message:
+def _system_line(conversation: Conversation, event: dict, text: str) -> Message:
     """A small activity line in the thread (assignment, status…), agents only."""
     message = Message(
         workspace_id=conversation.workspace_id, conversation=conversation,
         contact_id=conversation.contact_id, direction=Direction.OUTBOUND,
-        sender_kind=SenderKind.SYSTEM, body=text, internal=True,
+        sender_kind=SenderKind.SYSTEM, body=text, internal=True, event=event,
         delivery_status=DeliveryStatus.READ, status_changed_at=utcnow(), created_at=utcnow(),
     )
     db.session.add(message)

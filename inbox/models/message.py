@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -55,6 +55,9 @@ class Message(Timestamped, db.Model):
     error_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # System lines (assignment, status…) keep their facts here and are worded when shown,
+    # in the reader's language; `body` holds an English rendering for search and export.
+    event: Mapped[dict | None] = mapped_column(JSON)
 
     conversation = relationship("Conversation")
     contact = relationship("Contact")

@@ -107,7 +107,8 @@ class FakeTwilio:
         handler = _handler_for(self)
         self._server = ThreadingHTTPServer((self.host, self.port), handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-twilio").start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True, name="fake-twilio").start()
         return self
 
     def stop(self) -> None:

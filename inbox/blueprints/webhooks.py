@@ -30,6 +30,16 @@ def inbound(provider: str, kind: str, public_id: str):
     return _reply(adapter)
 
 
+@bp.get("/<provider>/<kind>/<public_id>")
+def handshake(provider: str, kind: str, public_id: str):
+    """Subscription checks some providers make before sending anything (Meta's hub.challenge)."""
+    channel = _channel(provider, kind, public_id)
+    reply = adapter_for(channel).handshake(webhook_request())
+    if reply is None:
+        abort(405)
+    return Response(reply.body, status=reply.status, content_type=reply.content_type)
+
+
 @bp.post("/<provider>/<kind>/<public_id>/status")
 def status(provider: str, kind: str, public_id: str):
     channel, adapter, req = _verified(provider, kind, public_id)
@@ -50,10 +60,15 @@ def _malformed(exc: MalformedPayload):
     return {"error": f"malformed payload: {exc}"}, 400
 
 
-def _verified(provider: str, kind: str, public_id: str) -> tuple[Channel, ChannelAdapter, WebhookRequest]:
+def _channel(provider: str, kind: str, public_id: str) -> Channel:
     channel = Channel.by_public_id(public_id)
     if channel is None or not channel.enabled or (channel.provider, channel.kind) != (provider, kind):
         abort(404)
+    return channel
+
+
+def _verified(provider: str, kind: str, public_id: str) -> tuple[Channel, ChannelAdapter, WebhookRequest]:
+    channel = _channel(provider, kind, public_id)
     adapter = adapter_for(channel)
     req = webhook_request()
     adapter.verify(req)

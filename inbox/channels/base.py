@@ -1,5 +1,6 @@
 """The contract every channel adapter fulfils. Adapters do provider I/O only: no database.
 
+    handshake(request)     -> WebhookReply | None  (subscription checks such as Meta's GET)
     verify(request)        raise InvalidSignature unless the provider signed this request
     parse(request)         -> list[InboundMessage]   (raise MalformedPayload with a reason)
     parse_status(request)  -> list[StatusUpdate]
@@ -49,9 +50,13 @@ class ChannelConfig:
 
 @dataclass(frozen=True, slots=True)
 class InboundMedia:
-    url: str
+    """A file the customer sent: either a provider URL to fetch later, or its bytes (email)."""
+
+    url: str | None
     content_type: str
     filename: str | None = None
+    content: bytes | None = None
+    content_id: str | None = None  # email cid: references from the HTML body
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,13 @@ class InboundMessage:
     sender_name: str | None = None
     media: tuple[InboundMedia, ...] = ()
     sent_at: datetime | None = None
+    subject: str | None = None  # email
+    html: str | None = None  # email, raw: the orchestrator sanitizes it before storing
+    # Channel-specific facts kept with the message (email Message-ID / In-Reply-To / References,
+    # call duration and recording URL, location, contact cards, Telegram command…).
+    meta: Mapping[str, object] = field(default_factory=dict)
+    # Auto-replies, bounces and bulk mail must never trigger an automatic answer.
+    automated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +86,24 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundAttachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundMessage:
     to: str
     body: str
     status_callback_url: str | None = None
     media_urls: tuple[str, ...] = ()
+    subject: str | None = None  # email
+    html: str | None = None  # email
+    attachments: tuple[OutboundAttachment, ...] = ()
+    # Channel-specific: email In-Reply-To / References, WhatsApp template + variables,
+    # quick-reply buttons, location…
+    meta: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +117,7 @@ class ChannelAdapter(Protocol):
     provider: Provider
 
     def __init__(self, config: ChannelConfig) -> None: ...
+    def handshake(self, request: WebhookRequest) -> WebhookReply | None: ...
     def verify(self, request: WebhookRequest) -> None: ...
     def parse(self, request: WebhookRequest) -> list[InboundMessage]: ...
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]: ...

@@ -65,6 +65,9 @@ class TwilioSms:
         self.auth_token = config.credentials.get("auth_token", "")
 
     # -- inbound ---------------------------------------------------------------------------
+    def handshake(self, request: WebhookRequest) -> WebhookReply | None:
+        return None  # Twilio needs no subscription check
+
     def verify(self, request: WebhookRequest) -> None:
         signature = request.headers.get("X-Twilio-Signature", "")
         if not signature or not self.auth_token:

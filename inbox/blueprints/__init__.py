@@ -4,7 +4,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import auth, inbox, stream, webhooks
+    from . import auth, inbox, settings, stream, webhooks
 
-    for module in (auth, inbox, stream, webhooks):
+    for module in (auth, inbox, settings, stream, webhooks):
         app.register_blueprint(module.bp)

@@ -6,6 +6,8 @@
     parse_status(request)  -> list[StatusUpdate]
     send(message)          -> DeliveryReceipt        (raise Transient/PermanentDeliveryError)
     webhook_reply()        the body the provider expects back (empty TwiML, JSON…)
+    test_connection()      -> str, a call to the provider proving the credentials work
+    config_fields          what an admin enters in settings (secrets encrypted, shown masked)
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ class ChannelConfig:
     credentials: Mapping[str, str]
     settings: Mapping[str, object] = field(default_factory=dict)
     api_base_url: str | None = None  # a fake provider in tests and demos
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigField:
+    """One value an admin enters for a channel; secrets are stored encrypted and shown masked."""
+
+    name: str
+    secret: bool = False
+    target: str = "credentials"  # or "settings"
+    required: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +127,7 @@ class DeliveryReceipt:
 class ChannelAdapter(Protocol):
     kind: ChannelKind
     provider: Provider
+    config_fields: tuple[ConfigField, ...]
 
     def __init__(self, config: ChannelConfig) -> None: ...
     def handshake(self, request: WebhookRequest) -> WebhookReply | None: ...
@@ -123,3 +136,4 @@ class ChannelAdapter(Protocol):
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]: ...
     def send(self, message: OutboundMessage) -> DeliveryReceipt: ...
     def webhook_reply(self) -> WebhookReply: ...
+    def test_connection(self) -> str: ...  # what the provider says about the account, or ChannelError

@@ -14,10 +14,10 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from ..errors import InvalidSignature, MalformedPayload, PermanentDeliveryError, TransientDeliveryError
+from ..errors import ChannelError, InvalidSignature, MalformedPayload, PermanentDeliveryError, TransientDeliveryError
 from ..kinds import ChannelKind, DeliveryStatus, Provider
 from .base import (
-    ChannelConfig, DeliveryReceipt, InboundMedia, InboundMessage, OutboundMessage, StatusUpdate,
+    ChannelConfig, ConfigField, DeliveryReceipt, InboundMedia, InboundMessage, OutboundMessage, StatusUpdate,
     WebhookReply, WebhookRequest,
 )
 
@@ -58,6 +58,11 @@ TRANSIENT_HTTP = {429, 500, 502, 503, 504}
 class TwilioSms:
     kind = ChannelKind.SMS
     provider = Provider.TWILIO
+    config_fields = (
+        ConfigField("account_sid"),
+        ConfigField("auth_token", secret=True),
+        ConfigField("messaging_service_sid", target="settings", required=False),
+    )
 
     def __init__(self, config: ChannelConfig):
         self.config = config
@@ -166,6 +171,15 @@ class TwilioSms:
             ) from exc
         return DeliveryReceipt(provider_message_id=created.sid,
                                status=STATUS_MAP.get(created.status, DeliveryStatus.ACCEPTED))
+
+    def test_connection(self) -> str:
+        try:
+            account = self._client().api.v2010.accounts(self.account_sid).fetch()
+        except TwilioRestException as exc:
+            raise ChannelError(f"Twilio refused the credentials ({exc.status}: {exc.msg})") from exc
+        except requests.RequestException as exc:
+            raise ChannelError("could not reach Twilio") from exc
+        return f"{account.friendly_name} ({account.status})"
 
     def _client(self) -> Client:
         client = Client(self.account_sid, self.auth_token,

@@ -161,6 +161,16 @@ def _handler_for(fake: FakeTwilio):
         def log_message(self, *args):  # keep test output quiet
             pass
 
+        def do_GET(self):  # noqa: N802 — the Account resource, for "test connection"
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if len(parts) != 3 or parts[1] != "Accounts" or not parts[2].endswith(".json"):
+                return self._json(404, {"code": 20404, "message": "Not found", "status": 404})
+            sid = parts[2].removesuffix(".json")
+            if not self._authorized(sid):
+                return self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            self._json(200, {"sid": sid, "friendly_name": "Coccinelle sandbox", "status": "active",
+                             "type": "Full", "uri": f"/2010-04-01/Accounts/{sid}.json"})
+
         def do_POST(self):  # noqa: N802 (http.server's naming)
             parts = self.path.split("?")[0].strip("/").split("/")
             # /2010-04-01/Accounts/{AccountSid}/Messages.json

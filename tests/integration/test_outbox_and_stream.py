@@ -30,6 +30,7 @@ def test_webhook_is_stored_while_redis_is_down_and_relayed_when_it_is_back(app, 
 
     assert response.status_code == 200  # answered: Twilio will not retry, and need not
     db.session.rollback()
+    db.session.expire_all()
     message = db.session.scalar(select(Message))
     assert message.body == "Redis est tombé ?"
     pending = db.session.scalars(select(OutboxEntry.name)).all()
@@ -81,6 +82,8 @@ def test_sse_stream_tells_open_browsers_about_new_messages(app, live_server, age
     listener.join(10)
 
     db.session.rollback()
+
+    db.session.expire_all()
     message = db.session.scalar(select(Message))
     assert ("conversation-changed", {"conversation_id": message.conversation_id}) in events
     assert (f"contact-{message.contact_id}-message", {"message_id": message.id}) in events

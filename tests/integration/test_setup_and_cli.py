@@ -51,5 +51,6 @@ def test_simulate_inbound_posts_a_signed_webhook_to_the_running_app(app, live_se
     assert result.exit_code == 0, result.output
     assert "→ 200" in result.output
     db.session.rollback()
+    db.session.expire_all()
     message = db.session.scalar(select(Message))
     assert message.body == "Bonjour" and message.sender_kind == "customer"

@@ -26,6 +26,7 @@ def reply(client, conversation, body="Bonjour, nous regardons cela.", key="k1", 
 
 def outbound(conversation) -> Message:
     db.session.rollback()  # end the read snapshot: see what the requests committed
+    db.session.expire_all()
     return db.session.scalar(select(Message).where(Message.conversation_id == conversation.id,
                                                    Message.direction == "outbound",
                                                    Message.internal.is_(False)))
@@ -177,6 +178,7 @@ def test_assign_and_resolve_from_the_thread(app, logged_in, client, sms_channel,
     bad = logged_in.post(f"/inbox/c/{conversation.id}/status", data={"status": "exploded"})
     assert bad.status_code == 422
     db.session.rollback()  # end the read snapshot: see what the requests committed
+    db.session.expire_all()
     conversation = db.session.get(Conversation, conversation.id)
     assert conversation.assignee_id == agent.id and conversation.status == "resolved"
     lines = db.session.scalars(select(Message.body).where(Message.sender_kind == "system")).all()

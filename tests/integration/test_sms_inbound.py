@@ -19,6 +19,7 @@ from ..helpers import inbound, signed_post
 
 def count(model) -> int:
     db.session.rollback()  # end the read snapshot: see what the requests committed
+    db.session.expire_all()
     return db.session.scalar(select(func.count()).select_from(model))
 
 

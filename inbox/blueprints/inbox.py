@@ -86,8 +86,11 @@ def reply(conversation_id: int):
         message = do_add_note(conv, text, actor=current_user, idempotency_key=key)
     else:
         message = do_send_reply(conv, text, actor=current_user, channel=channel, idempotency_key=key)
+    # The reply may have assigned the conversation: the controls come back out of band too.
     return render_template("inbox/_reply_sent.html", conversation=conv, message=message,
-                           channels=reply_channels(conv), key=uuid.uuid4().hex)
+                           channels=reply_channels(conv), key=uuid.uuid4().hex,
+                           agents=User.agents_of(conv.workspace_id), statuses=list(ConversationStatus),
+                           priorities=list(Priority))
 
 
 @bp.post("/inbox/c/<int:conversation_id>/assign")

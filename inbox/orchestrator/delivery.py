@@ -46,10 +46,14 @@ def deliver_message(message_id: int) -> None:
     message = db.session.get(Message, message_id)
     channel = message.channel
     identity = ContactIdentity.find_for_contact(message.contact_id, channel.kind)
+    adapter = adapter_for(channel)
+    # End the transaction before talking to the provider: on SQLite it holds the write lock,
+    # and a slow provider must not stall every request meanwhile.
+    db.session.commit()
     try:
         if identity is None:
             raise PermanentDeliveryError(f"the contact has no {channel.kind} address")
-        receipt = adapter_for(channel).send(OutboundMessage(
+        receipt = adapter.send(OutboundMessage(
             to=identity.address, body=message.body,
             status_callback_url=webhook_url(channel, "/status"),
         ))

@@ -1,0 +1,131 @@
+"""An agent keeps the inbox open: customers' SMS show up live, replies go out through the
+worker and their delivery badge follows Twilio's callbacks, without ever reloading the page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from ..conftest import PASSWORD
+from ..helpers import inbound, status
+from .conftest import LIVE_TIMEOUT_MS, wait_for
+
+pytestmark = pytest.mark.e2e
+
+CUSTOMER = "+33612345678"
+DANGER_RED = "rgb(180, 35, 24)"  # --danger in app.css (light scheme)
+
+
+def log_in(page: Page, base_url: str, user) -> None:
+    page.goto(base_url + "/login")
+    page.get_by_label(re.compile("e-?mail", re.I)).fill(user.email)
+    page.locator("#password").fill(PASSWORD)
+    page.locator("form button[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"/inbox$"))
+
+
+def open_live_inbox(page: Page) -> None:
+    """Wait until the page listens to the server's events, then mark it to catch any reload."""
+    expect(page.locator("#live-dot")).to_have_class(re.compile(r"\bconnected\b"), timeout=LIVE_TIMEOUT_MS)
+    page.evaluate("window.__sameDocument = true")
+
+
+def assert_never_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+
+
+def row_for(page: Page, text: str):
+    return page.locator("#conv-list .row", has_text=text)
+
+
+def thread_message(page: Page, text: str):
+    return page.locator("#messages article.msg", has_text=text)
+
+
+def send_reply(page: Page, text: str, *, with_keyboard: bool):
+    page.locator("#reply-body").fill(text)
+    if with_keyboard:
+        page.locator("#reply-body").press("Control+Enter")
+    else:
+        page.locator("#composer button[type=submit]").click()
+    message = page.locator("#messages article.msg-outbound", has_text=text)
+    expect(message).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#reply-body")).to_have_value("")  # the composer came back empty
+    message_id = int(message.get_attribute("id").removeprefix("msg-"))
+    return message, page.locator(f"#delivery-{message_id}")
+
+
+def test_inbound_sms_appears_live_and_reply_is_delivered(page, live_server, agent, twilio, worker,
+                                                         fake_twilio, artifacts):
+    log_in(page, live_server.url, agent)
+    expect(page.locator("#thread.thread-empty")).to_be_visible()
+    open_live_inbox(page)
+
+    # A customer writes: the conversation shows up in the list by itself.
+    twilio.post(inbound(sender=CUSTOMER, body="Bonjour, ma commande 1042 n'est pas arrivée."))
+    row = row_for(page, "ma commande 1042")
+    expect(row).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(row).to_contain_text(CUSTOMER)
+    expect(row).to_have_class(re.compile(r"\bunread\b"))
+    page.screenshot(path=artifacts / "inbox.png", full_page=True)
+
+    # The agent opens it.
+    row.click()
+    expect(page).to_have_url(re.compile(r"/inbox/c/\d+"))
+    expect(page.locator("#thread .thread-title")).to_have_text(CUSTOMER)
+    expect(thread_message(page, "ma commande 1042")).to_be_visible()
+    expect(row).to_have_attribute("aria-current", "true")
+
+    # The customer writes again: the open thread grows, once.
+    twilio.post(inbound(sender=CUSTOMER, body="Je suis à Lyon, si ça aide."))
+    expect(thread_message(page, "Je suis à Lyon")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#messages article.msg-inbound")).to_have_count(2)
+    expect(row_for(page, "Je suis à Lyon")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+
+    # The agent answers (Ctrl+Enter); the worker is held so the queued state can be seen.
+    reply_text = "Bonjour ! Le colis part demain matin depuis notre entrepôt."
+    with worker.paused():
+        message, badge = send_reply(page, reply_text, with_keyboard=True)
+        expect(badge).to_have_attribute("data-status", "queued")
+        assert fake_twilio.sent == []
+
+    # The worker sends it through Twilio; Twilio's answer moves the badge on.
+    wait_for(lambda: fake_twilio.sent, message="the worker to send the reply to Twilio")
+    assert len(fake_twilio.sent) == 1
+    sent = fake_twilio.sent[0]
+    assert sent["To"] == CUSTOMER and sent["Body"] == reply_text
+    expect(badge).to_have_attribute("data-status", "accepted", timeout=LIVE_TIMEOUT_MS)
+
+    # The handset got it: Twilio calls back, the badge turns delivered, live.
+    twilio.post(status(sent["sid"], "delivered", to=CUSTOMER), suffix="/status")
+    expect(badge).to_have_attribute("data-status", "delivered", timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#messages article.msg-outbound")).to_have_count(1)
+    expect(row_for(page, "Le colis part demain")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+
+    assert_never_reloaded(page)
+    worker.assert_alive()
+    page.screenshot(path=artifacts / "conversation.png", full_page=True)
+
+
+def test_reply_twilio_refuses_is_shown_failed_with_the_reason(page, live_server, agent, twilio, worker,
+                                                              fake_twilio, artifacts):
+    log_in(page, live_server.url, agent)
+    open_live_inbox(page)
+    twilio.post(inbound(sender=CUSTOMER, body="Vous pouvez me rappeler ?"))
+    row_for(page, "me rappeler").click()
+    expect(thread_message(page, "me rappeler")).to_be_visible()
+
+    fake_twilio.fail_next(status=400, code=21211, message="The 'To' number is not a valid phone number.")
+    message, badge = send_reply(page, "Bien sûr, à quel numéro ?", with_keyboard=False)
+
+    expect(badge).to_have_attribute("data-status", "failed", timeout=LIVE_TIMEOUT_MS)
+    expect(badge).to_contain_text("Invalid 'To' phone number")
+    expect(badge).to_contain_text("21211")
+    expect(message).to_have_css("border-top-color", DANGER_RED)  # outlined in red, as after a reload
+    assert fake_twilio.sent == []
+
+    assert_never_reloaded(page)
+    worker.assert_alive()
+    page.screenshot(path=artifacts / "conversation-failed.png", full_page=True)

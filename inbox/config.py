@@ -33,7 +33,12 @@ def load_config(instance_path: Path) -> dict:
         "REDIS_URL": env("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "PUBLIC_BASE_URL": public_base_url,
         "SESSION_COOKIE_SECURE": public_base_url.startswith("https://"),
+        # Point a provider's client elsewhere (a local sandbox in demos and tests).
         "TWILIO_API_BASE_URL": env("TWILIO_API_BASE_URL") or None,
+        "META_API_BASE_URL": env("META_API_BASE_URL") or None,
+        "TELEGRAM_API_BASE_URL": env("TELEGRAM_API_BASE_URL") or None,
+        "VAPI_API_BASE_URL": env("VAPI_API_BASE_URL") or None,
+        "SMTP_API_BASE_URL": env("SMTP_API_BASE_URL") or None,  # e.g. smtp://127.0.0.1:2525
         "BABEL_DEFAULT_LOCALE": env("DEFAULT_LOCALE", "fr"),
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "DELIVERY_RETRY_INTERVALS": [
@@ -53,4 +58,6 @@ DEFAULTS = {
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "SUPPORTED_LOCALES": ["fr", "en"],
     "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
+    # Email webhooks carry the whole message (attachments included) in one form field.
+    "MAX_FORM_MEMORY_SIZE": 25 * 1024 * 1024,
 }

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import outbox
-from ..channels.registry import is_supported
+from ..channels.registry import can_send_text
 from ..extensions import db
 from ..models import (
     Channel, ContactIdentity, Conversation, ConversationStatus, DeliveryStatus, Direction,
@@ -50,7 +50,7 @@ def reply_channels(conversation: Conversation) -> list[Channel]:
         Channel.workspace_id == conversation.workspace_id, Channel.enabled.is_(True),
         Channel.kind.in_(kinds),
     ).order_by(Channel.kind, Channel.name)
-    channels = [c for c in db.session.scalars(stmt) if is_supported(c.kind, c.provider)]
+    channels = [c for c in db.session.scalars(stmt) if can_send_text(c.kind, c.provider)]
     # The customer's last channel first: that is where they expect the answer.
     channels.sort(key=lambda c: c.id != conversation.channel_id)
     return channels

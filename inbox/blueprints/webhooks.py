@@ -14,7 +14,7 @@ from ..channels.base import ChannelAdapter, WebhookRequest
 from ..errors import InvalidSignature, MalformedPayload
 from ..extensions import csrf
 from ..models import Channel
-from ..orchestrator.delivery import adapter_for, do_update_delivery
+from ..orchestrator.delivery import adapter_for, do_update_delivery, webhook_url
 from ..orchestrator.ingest import do_ingest
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,12 @@ def inbound(provider: str, kind: str, public_id: str):
     channel, adapter, req = _verified(provider, kind, public_id)
     for message in adapter.parse(req):
         do_ingest(channel, message)
+    if getattr(adapter, "statuses_in_inbound_webhook", False):  # Meta batches both in one POST
+        for update in adapter.parse_status(req):
+            do_update_delivery(channel, update)
+    if hasattr(adapter, "call_reply"):  # voice: the answer (TwiML) depends on the call's state
+        reply = adapter.call_reply(req, webhook_url(channel))
+        return Response(reply.body, status=reply.status, content_type=reply.content_type)
     return _reply(adapter)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
 from flask import current_app
@@ -20,10 +22,17 @@ DELIVER_JOB = "inbox.jobs.deliver.deliver_message"
 
 def adapter_for(channel: Channel) -> ChannelAdapter:
     api_base = current_app.config.get(f"{channel.provider.upper()}_API_BASE_URL")
+    credentials = {**channel.credentials, "reply_token_secret": _reply_token_secret(channel)}
     return build_adapter(ChannelConfig(
         kind=channel.kind, provider=channel.provider, address=channel.address,
-        credentials=channel.credentials, settings=channel.settings or {}, api_base_url=api_base,
+        credentials=credentials, settings=channel.settings or {}, api_base_url=api_base,
     ))
+
+
+def _reply_token_secret(channel: Channel) -> str:
+    """Per-channel key for the signed reply-to tokens of email (derived, never stored)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"reply-token:{channel.public_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def webhook_url(channel: Channel, suffix: str = "") -> str:

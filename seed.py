@@ -23,6 +23,8 @@ from inbox.extensions import db
 from inbox.kinds import ChannelKind, Provider
 from inbox.models import Conversation, ConversationStatus, Priority, Role, Workspace, utcnow
 from inbox.orchestrator.ingest import do_ingest
+from inbox.sandbox import telegram as telegram_sandbox
+from inbox.sandbox import vapi as vapi_sandbox
 from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 
 DEMO_PASSWORD = "coccinelle-demo"
@@ -33,6 +35,7 @@ DEMO_LOGINS = [
     ("agent", "karim@coccinelle.test", DEMO_PASSWORD),
 ]
 SMS_NUMBER = "+33757000101"
+DEMO_SENDGRID_TOKEN = "demo-sendgrid-token-coccinelle-0001"
 
 # (name, company, identities, preferred channel, [(channel kind, minutes ago, text)])
 CLIENTS = [
@@ -99,21 +102,31 @@ def seed_demo() -> str:
                 recipient=channels[kind].address, body=text,
                 sent_at=utcnow() - timedelta(minutes=minutes_ago)))
         _work_on(contact.id, index, admin=admin, agents=agents)
-    return f"Demo workspace created: {len(CLIENTS)} clients, {len(channels)} channels."
+    from inbox.demo_tickets import seed_tickets
+    tickets = seed_tickets(workspace, admin=admin, agents=agents)
+    return f"Demo workspace created: {len(CLIENTS)} clients, {len(channels)} channels, {tickets}."
 
 
 def _channels(workspace: Workspace) -> dict[str, object]:
+    """One channel per kind, with the demo credentials of the local sandboxes (see README)."""
     twilio = {"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN}
     specs = [
-        (ChannelKind.SMS, Provider.TWILIO, "SMS service client", SMS_NUMBER, twilio),
-        (ChannelKind.WHATSAPP, Provider.TWILIO, "WhatsApp", "whatsapp:" + SMS_NUMBER, twilio),
-        (ChannelKind.EMAIL, Provider.SMTP, "support@coccinelle.test", "support@coccinelle.test", {}),
-        (ChannelKind.TELEGRAM, Provider.TELEGRAM, "@CoccinelleSupportBot", "@CoccinelleSupportBot", {}),
-        (ChannelKind.VOICE, Provider.VAPI, "Standard téléphonique", "+33170000101", {}),
+        (ChannelKind.SMS, Provider.TWILIO, "SMS service client", SMS_NUMBER, twilio, {}),
+        (ChannelKind.WHATSAPP, Provider.TWILIO, "WhatsApp", "whatsapp:" + SMS_NUMBER, twilio, {}),
+        (ChannelKind.EMAIL, Provider.SMTP, "support@coccinelle.test", "support@coccinelle.test",
+         {"sendgrid_token": DEMO_SENDGRID_TOKEN},
+         {"inbound": "sendgrid", "smtp_host": "localhost", "display_name": "Support Coccinelle",
+          "signature": "L'équipe support Coccinelle — 01 70 00 01 01"}),
+        (ChannelKind.TELEGRAM, Provider.TELEGRAM, "@" + telegram_sandbox.DEMO_BOT_USERNAME,
+         "@" + telegram_sandbox.DEMO_BOT_USERNAME,
+         {"bot_token": telegram_sandbox.DEMO_BOT_TOKEN, "webhook_secret": telegram_sandbox.DEMO_WEBHOOK_SECRET}, {}),
+        (ChannelKind.VOICE, Provider.VAPI, "Standard téléphonique", "+33170000101",
+         {"webhook_secret": vapi_sandbox.DEMO_VAPI_WEBHOOK_SECRET, "api_key": vapi_sandbox.DEMO_VAPI_API_KEY},
+         {"auth_mode": "bearer"}),
     ]
     return {kind.value: do_create_channel(workspace, kind=kind, provider=provider, name=name,
-                                          address=address, credentials=creds)
-            for kind, provider, name, address, creds in specs}
+                                          address=address, credentials=creds, settings=settings)
+            for kind, provider, name, address, creds, settings in specs}
 
 
 def _work_on(contact_id: int, index: int, *, admin, agents) -> None:

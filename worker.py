@@ -33,6 +33,8 @@ def relay_forever(app, stop: threading.Event) -> None:
                 relayed = relay_pending()
                 if relayed:
                     log.info("outbox relay: %d entries handed to redis", relayed)
+                from inbox.periodic import enqueue_due
+                enqueue_due()  # periodic ticket jobs (SLA, auto-close…), once per slot across workers
             except Exception:  # keep relaying whatever one round did
                 log.exception("outbox relay round failed")
             finally:

@@ -30,30 +30,33 @@ def _channel(kind: str, workspace: str | None):
 
 
 @simulate.command("inbound")
-@click.option("--channel", "kind", type=click.Choice([ChannelKind.SMS.value]), default=ChannelKind.SMS.value,
-              help="Channel kind (more arrive with their adapters).")
-@click.option("--from", "sender", required=True, help="The customer's address, e.g. +33612345678.")
-@click.option("--text", required=True, help="The message body.")
+@click.option("--channel", "kind", type=click.Choice([k.value for k in ChannelKind]), default=ChannelKind.SMS.value,
+              help="Channel kind; the workspace's first enabled channel of that kind receives it.")
+@click.option("--from", "sender", default=None,
+              help="The customer's address (+33612345678, an email, a Telegram chat id). Default: a new customer.")
+@click.option("--name", "sender_name", default=None, help="The customer's display name, where the channel carries one.")
+@click.option("--text", required=True, help="The message body (for voice: what the caller said).")
 @click.option("--url", default=None, help="Base URL of the running app (default: PUBLIC_BASE_URL).")
 @click.option("--workspace", default=None, help="Workspace slug, when there are several.")
-def simulate_inbound(kind: str, sender: str, text: str, url: str | None, workspace: str | None):
+def simulate_inbound(kind: str, sender: str | None, sender_name: str | None, text: str, url: str | None,
+                     workspace: str | None):
     """Send a message as a customer would, through the provider's signed webhook."""
     from .orchestrator.delivery import webhook_url
-    from .sandbox import twilio as fake
+    from .sandbox.simulate import BUILDERS, demo_sender, post_inbound
 
     channel = _channel(kind, workspace)
-    if channel.provider != Provider.TWILIO:
-        raise click.ClickException(f"simulation of {channel.provider} arrives with its adapter")
-    creds = channel.credentials
-    params = fake.inbound_sms_payload(account_sid=creds["account_sid"], sender=sender,
-                                      to=channel.address, body=text)
+    if (channel.kind, channel.provider) not in BUILDERS:
+        raise click.ClickException(f"no simulator for {channel.kind}/{channel.provider}")
     public_url = webhook_url(channel)
     target = public_url.replace(current_app.config["PUBLIC_BASE_URL"], url.rstrip("/")) if url else public_url
     try:
-        response = fake.post_signed(target, params, auth_token=creds["auth_token"], signed_url=public_url)
+        response = post_inbound(kind=channel.kind, provider=channel.provider, credentials=channel.credentials,
+                                settings=channel.settings or {}, channel_address=channel.address,
+                                sender=sender or demo_sender(channel.kind), text=text, public_url=public_url,
+                                target_url=target, sender_name=sender_name)
     except requests.RequestException as exc:
         raise click.ClickException(f"could not reach {target}: {exc}") from exc
-    click.echo(f"POST {target} → {response.status_code} (MessageSid {params['MessageSid']})")
+    click.echo(f"POST {target} → {response.status_code}")
     if response.status_code >= 400:
         raise SystemExit(1)
 

@@ -60,6 +60,31 @@ class EmbeddedValkey:
             self.process.kill()
 
 
+def _start_sandboxes() -> list:
+    """Local stand-ins for every provider whose API URL is not set: replies from the demo go
+    somewhere real (HTTP, SMTP) and SMS / WhatsApp replies get delivery receipts back."""
+    from inbox.sandbox.meta import FakeMeta
+    from inbox.sandbox.smtp import FakeSmtp
+    from inbox.sandbox.telegram import FakeTelegram
+    from inbox.sandbox.twilio_whatsapp import FakeTwilioWhatsApp
+    from inbox.sandbox.vapi import FakeVapi
+
+    started = []
+    for variable, make, url in (
+        ("TWILIO_API_BASE_URL", lambda: FakeTwilioWhatsApp(auto_status=("sent", "delivered"), auto_status_delay=1.0),
+         lambda f: f.base_url),
+        ("META_API_BASE_URL", FakeMeta, lambda f: f.base_url),
+        ("TELEGRAM_API_BASE_URL", FakeTelegram, lambda f: f.base_url),
+        ("VAPI_API_BASE_URL", FakeVapi, lambda f: f.base_url),
+        ("SMTP_API_BASE_URL", FakeSmtp, lambda f: f.url),
+    ):
+        if not os.environ.get(variable):
+            fake = make().start()
+            os.environ[variable] = url(fake)
+            started.append(fake)
+    return started
+
+
 def _prepare_database(app) -> tuple[str, list[tuple[str, str, str]]]:
     from flask_migrate import upgrade
 
@@ -80,12 +105,7 @@ def main() -> int:
     if not os.environ.get("REDIS_URL"):
         valkey = EmbeddedValkey(int(os.environ.get("VALKEY_PORT", "6390")))
         os.environ["REDIS_URL"] = valkey.url
-    sandbox = None
-    if not os.environ.get("TWILIO_API_BASE_URL"):
-        from inbox.sandbox.twilio import FakeTwilio
-
-        sandbox = FakeTwilio(auto_status=("sent", "delivered"), auto_status_delay=1.0).start()
-        os.environ["TWILIO_API_BASE_URL"] = sandbox.base_url
+    sandboxes = _start_sandboxes()
 
     from inbox import create_app
 
@@ -97,7 +117,7 @@ def main() -> int:
                           "wsgi:app"], cwd=ROOT),
         subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT),
     ]
-    _banner(os.environ["PUBLIC_BASE_URL"], outcome, logins, valkey is not None, sandbox is not None)
+    _banner(os.environ["PUBLIC_BASE_URL"], outcome, logins, valkey is not None, bool(sandboxes))
     stopping = False
 
     def _stop(*_):
@@ -119,8 +139,8 @@ def main() -> int:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
-        if sandbox:
-            sandbox.stop()
+        for fake in sandboxes:
+            fake.stop()
         if valkey:
             valkey.stop()
     return 0
@@ -137,8 +157,9 @@ def _banner(url: str, outcome: str, logins, embedded_redis: bool, sandbox: bool)
         *[f"    {role:<7} {email:<32} {password}" for role, email, password in logins],
         "",
         f"  Redis: {'embedded Valkey (instance/valkey)' if embedded_redis else os.environ['REDIS_URL']}",
-        f"  Twilio: {'local sandbox (replies get delivery receipts)' if sandbox else os.environ['TWILIO_API_BASE_URL']}",
-        "  Try: .venv/bin/flask --app wsgi simulate inbound --from +33612345678 --text Bonjour",
+        f"  Providers: {'local sandboxes (Twilio, Meta, Telegram, VAPI, SMTP)' if sandbox else 'as configured'}",
+        "  Try: .venv/bin/flask --app wsgi simulate inbound --channel sms --from +33612345678 --text Bonjour",
+        "       (also --channel whatsapp | email | telegram | voice)",
         "  Ctrl-C stops everything.",
         "",
     ]

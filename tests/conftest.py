@@ -24,13 +24,23 @@ from inbox.broker import get_queue, redis_client
 from inbox.extensions import db
 from inbox.kinds import ChannelKind, Provider
 from inbox.models import Role
-from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, FakeTwilio
+from inbox.sandbox import meta as meta_sandbox
+from inbox.sandbox import telegram as telegram_sandbox
+from inbox.sandbox import twilio_whatsapp as whatsapp_sandbox
+from inbox.sandbox import vapi as vapi_sandbox
+from inbox.sandbox.meta import FakeMeta
+from inbox.sandbox.smtp import FakeSmtp
+from inbox.sandbox.telegram import FakeTelegram
+from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
+from inbox.sandbox.twilio_whatsapp import FakeTwilioWhatsApp
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 PUBLIC_BASE_URL = "https://support.example.test"
 PASSWORD = "correct horse battery"
 SMS_NUMBER = "+33757000101"
+MAILGUN_KEY = "key-demo-mailgun-signing-0001"
+TWILIO = {"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN}
 
 
 def _use_postgres() -> bool:
@@ -60,13 +70,34 @@ def database_url(tmp_path):
 
 @pytest.fixture
 def fake_twilio():
-    fake = FakeTwilio().start()
+    fake = FakeTwilioWhatsApp().start()  # the Messages API for SMS and WhatsApp alike
     yield fake
     fake.stop()
 
 
 @pytest.fixture
-def app_config(database_url, redis_url, fake_twilio, tmp_path):
+def fake_meta():
+    fake = FakeMeta().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_telegram():
+    fake = FakeTelegram().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_smtp():
+    fake = FakeSmtp().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def app_config(database_url, redis_url, fake_twilio, fake_meta, fake_telegram, fake_smtp, tmp_path):
     return {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
@@ -74,6 +105,10 @@ def app_config(database_url, redis_url, fake_twilio, tmp_path):
         "REDIS_URL": redis_url,
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "TWILIO_API_BASE_URL": fake_twilio.base_url,
+        "META_API_BASE_URL": fake_meta.base_url,
+        "TELEGRAM_API_BASE_URL": fake_telegram.base_url,
+        "SMTP_API_BASE_URL": fake_smtp.url,
+        "ATTACHMENTS_DIR": str(tmp_path / "attachments"),
         "DELIVERY_RETRY_INTERVALS": [1, 1],
         "WTF_CSRF_ENABLED": False,
         "LOG_LEVEL": "WARNING",
@@ -128,6 +163,53 @@ def sms_channel(workspace):
     return do_create_channel(workspace, kind=ChannelKind.SMS, provider=Provider.TWILIO,
                              name="SMS", address=SMS_NUMBER,
                              credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+
+
+@pytest.fixture
+def whatsapp(workspace):
+    return do_create_channel(workspace, kind=ChannelKind.WHATSAPP, provider=Provider.TWILIO, name="WhatsApp",
+                             address="whatsapp:" + whatsapp_sandbox.DEMO_WHATSAPP_NUMBER, credentials=TWILIO)
+
+
+@pytest.fixture
+def meta_channel(workspace):
+    return do_create_channel(workspace, kind=ChannelKind.WHATSAPP, provider=Provider.META, name="WhatsApp Meta",
+                             address="+" + meta_sandbox.DEMO_DISPLAY_NUMBER,
+                             credentials={"access_token": meta_sandbox.DEMO_ACCESS_TOKEN,
+                                          "app_secret": meta_sandbox.DEMO_APP_SECRET,
+                                          "verify_token": meta_sandbox.DEMO_VERIFY_TOKEN},
+                             settings={"phone_number_id": meta_sandbox.DEMO_PHONE_NUMBER_ID})
+
+
+@pytest.fixture
+def telegram(workspace):
+    return do_create_channel(workspace, kind=ChannelKind.TELEGRAM, provider=Provider.TELEGRAM, name="Bot",
+                             address="@" + telegram_sandbox.DEMO_BOT_USERNAME,
+                             credentials={"bot_token": telegram_sandbox.DEMO_BOT_TOKEN,
+                                          "webhook_secret": telegram_sandbox.DEMO_WEBHOOK_SECRET})
+
+
+@pytest.fixture
+def email(workspace):
+    return do_create_channel(workspace, kind=ChannelKind.EMAIL, provider=Provider.SMTP, name="Support",
+                             address="support@coccinelle.test",
+                             credentials={"mailgun_signing_key": MAILGUN_KEY},
+                             settings={"inbound": "mailgun", "smtp_host": "localhost",
+                                       "signature": "L'équipe support"})
+
+
+@pytest.fixture
+def vapi(workspace):
+    return do_create_channel(workspace, kind=ChannelKind.VOICE, provider=Provider.VAPI, name="Standard",
+                             address="+33757000202",
+                             credentials={"webhook_secret": vapi_sandbox.DEMO_VAPI_WEBHOOK_SECRET},
+                             settings={"auth_mode": "secret"})
+
+
+@pytest.fixture
+def twilio_voice(workspace):
+    return do_create_channel(workspace, kind=ChannelKind.VOICE, provider=Provider.TWILIO, name="Voicemail",
+                             address="+33757000101", credentials=TWILIO)
 
 
 def login(client, user, password: str = PASSWORD):

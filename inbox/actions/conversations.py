@@ -8,14 +8,15 @@ from .. import outbox
 from ..channels.registry import can_send_text
 from ..extensions import db
 from ..models import (
-    Channel, ContactIdentity, Conversation, ConversationStatus, DeliveryStatus, Direction,
+    Attachment, Channel, ContactIdentity, Conversation, ConversationStatus, DeliveryStatus, Direction,
     Message, Priority, SenderKind, User, utcnow,
 )
 from ..errors import ValidationError
 from ..orchestrator.delivery import schedule_delivery
 from ..orchestrator.ingest import announce_message, touch_conversation
 
-REPLY_LIMITS = {"sms": 1600, "whatsapp": 4096, "telegram": 4096, "email": 100_000, "voice": 1600}
+# Telegram splits longer texts into several messages (4096 characters each); others refuse.
+REPLY_LIMITS = {"sms": 1600, "whatsapp": 4096, "telegram": 16_384, "email": 100_000, "voice": 1600}
 
 
 # -- access ------------------------------------------------------------------------------------
@@ -32,6 +33,14 @@ def access_message(message_id: int, user: User) -> Message:
     if message is None or message.workspace_id != user.workspace_id:
         abort(404)
     return message
+
+
+def access_attachment(attachment_id: int, user: User) -> Attachment:
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None:
+        abort(404)
+    access_message(attachment.message_id, user)  # 404 unless the user's workspace owns it
+    return attachment
 
 
 def access_agent(user_id: int | None, user: User) -> User | None:

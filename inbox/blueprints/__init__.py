@@ -8,3 +8,8 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (auth, inbox, settings, stream, webhooks):
         app.register_blueprint(module.bp)
+
+    from . import contacts, tickets  # ticket core (issue 4)
+
+    for module in (contacts, tickets):
+        app.register_blueprint(module.bp)

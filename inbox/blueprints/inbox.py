@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint, abort, current_app, make_response, redirect, render_template, request, send_file, url_for,
+)
 from flask_login import current_user, login_required
 
+from .. import storage
 from ..actions.conversations import (
-    access_agent, access_conversation, access_message, access_reply_channel, check_priority,
+    access_agent, access_attachment, access_conversation, access_message, access_reply_channel, check_priority,
     check_reply, check_status, do_add_note, do_assign, do_mark_read, do_send_reply,
     do_set_priority, do_set_status, reply_channels,
 )
@@ -117,6 +120,40 @@ def set_priority(conversation_id: int):
     conv = access_conversation(conversation_id, current_user)
     do_set_priority(conv, check_priority(request.form.get("priority", "")), actor=current_user)
     return _render_controls(conv)
+
+
+@bp.get("/inbox/m/<int:message_id>/html")
+@login_required
+def message_html(message_id: int):
+    """An email's HTML, already sanitized, for a sandboxed frame: no script may run, no remote
+    resource may load, whatever slipped through."""
+    message = access_message(message_id, current_user)
+    if not message.html:
+        abort(404)
+    response = make_response(message.html)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'none'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.get("/inbox/attachments/<int:attachment_id>")
+@login_required
+def attachment(attachment_id: int):
+    item = access_attachment(attachment_id, current_user)
+    if not item.storage_key:
+        abort(404)
+    return send_file(storage.path_of(item.storage_key), mimetype=item.content_type,
+                     download_name=item.filename or f"attachment-{item.id}", as_attachment=not item.is_image,
+                     max_age=3600)
+
+
+@bp.get("/inbox/m/<int:message_id>")
+@login_required
+def message(message_id: int):
+    """One message re-rendered (a voicemail whose transcript arrived, a status that changed)."""
+    item = access_message(message_id, current_user)
+    return render_template("inbox/_message.html", message=item, conversation=item.conversation)
 
 
 @bp.get("/inbox/m/<int:message_id>/status")

@@ -42,6 +42,13 @@ class Message(Timestamped, db.Model):
     sender_kind: Mapped[SenderKind] = mapped_column(StrEnumType(SenderKind, 12))
     sender_user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     body: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str | None] = mapped_column(String(500))  # email
+    html: Mapped[str | None] = mapped_column(Text)  # email, sanitized before it is stored
+    # Channel-specific facts: email Message-ID/References, call duration and recording,
+    # location, Telegram command… (see channels/base.py InboundMessage.meta).
+    meta: Mapped[dict | None] = mapped_column(JSON)
+    # Email Message-ID (ours or the customer's): replies thread by In-Reply-To / References.
+    thread_ref: Mapped[str | None] = mapped_column(String(255), index=True)
     internal: Mapped[bool] = mapped_column(default=False)
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
@@ -105,3 +112,20 @@ class Attachment(Timestamped, db.Model):
     # Where the provider keeps the file (Twilio MediaUrl); fetched with the channel's credentials.
     remote_url: Mapped[str | None] = mapped_column(Text)
     size: Mapped[int | None] = mapped_column()
+    # Bytes we hold ourselves (email attachments), under inbox/storage.py's directory.
+    storage_key: Mapped[str | None] = mapped_column(String(80))
+    content_id: Mapped[str | None] = mapped_column(String(255))  # email cid: for inline images
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")
+
+
+class WebhookReplay(Timestamped, db.Model):
+    """Provider delivery tokens already seen (Mailgun's token, an IMAP UID): a replay is ignored."""
+
+    __table_args__ = (UniqueConstraint("channel_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id"))
+    key: Mapped[str] = mapped_column(String(255))

@@ -5,7 +5,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Numeric, String, select
+from sqlalchemy import JSON, ForeignKey, Numeric, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -37,6 +37,11 @@ class User(UserMixin, Timestamped, db.Model):
     locale: Mapped[str | None] = mapped_column(String(8))
     is_active_member: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Auto-assignment: at most `capacity` active tickets, only within working hours (same
+    # JSON shape as the workspace's business hours; null → the workspace's), round robin.
+    capacity: Mapped[int] = mapped_column(default=10, server_default="10")
+    working_hours: Mapped[list | None] = mapped_column(JSON)
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     workspace = relationship("Workspace")
 

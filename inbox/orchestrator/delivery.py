@@ -7,14 +7,15 @@ import hmac
 import logging
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from .. import outbox
 from ..channels.base import ChannelAdapter, ChannelConfig, OutboundMessage, StatusUpdate
 from ..channels.registry import build_adapter
 from ..errors import PermanentDeliveryError, TransientDeliveryError
 from ..extensions import db
-from ..models import Channel, ContactIdentity, DeliveryStatus, Message, utcnow
+from ..kinds import ChannelKind
+from ..models import Channel, ContactIdentity, DeliveryStatus, Direction, Message, SenderKind, utcnow
 
 log = logging.getLogger(__name__)
 DELIVER_JOB = "inbox.jobs.deliver.deliver_message"
@@ -56,16 +57,14 @@ def deliver_message(message_id: int) -> None:
     channel = message.channel
     identity = ContactIdentity.find_for_contact(message.contact_id, channel.kind)
     adapter = adapter_for(channel)
+    outbound = _outbound(message, channel, identity.address if identity else "")
     # End the transaction before talking to the provider: on SQLite it holds the write lock,
     # and a slow provider must not stall every request meanwhile.
     db.session.commit()
     try:
         if identity is None:
             raise PermanentDeliveryError(f"the contact has no {channel.kind} address")
-        receipt = adapter.send(OutboundMessage(
-            to=identity.address, body=message.body,
-            status_callback_url=webhook_url(channel, "/status"),
-        ))
+        receipt = adapter.send(outbound)
     except TransientDeliveryError as exc:
         if _release_for_retry(message, str(exc)):
             raise  # RQ retries with backoff (the job was enqueued with its intervals)
@@ -76,11 +75,37 @@ def deliver_message(message_id: int) -> None:
         log.info("deliver failed message_id=%s channel=%s code=%s", message.id, channel.id, exc.code)
         return
     message.provider_message_id = receipt.provider_message_id
+    if channel.kind == ChannelKind.EMAIL:
+        message.thread_ref = receipt.provider_message_id  # the customer's reply will cite it
     message.error_code = message.error_message = None
     _set_status(message, receipt.status)
     outbox.commit()
     log.info("deliver accepted message_id=%s channel=%s provider_id=%s",
              message.id, channel.id, receipt.provider_message_id)
+
+
+def _outbound(message: Message, channel: Channel, to: str) -> OutboundMessage:
+    """What the adapter needs beyond the text: the email thread, the WhatsApp window…"""
+    last_inbound = db.session.scalar(
+        select(Message).where(Message.conversation_id == message.conversation_id,
+                              Message.direction == Direction.INBOUND, Message.channel_id == channel.id)
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
+    meta: dict = {"conversation_id": message.conversation_id}
+    subject = None
+    if last_inbound is not None:
+        meta["last_inbound_at"] = last_inbound.created_at
+        if channel.kind == ChannelKind.EMAIL and last_inbound.thread_ref:
+            meta["in_reply_to"] = last_inbound.thread_ref
+            meta["references"] = [*(last_inbound.meta or {}).get("references", []), last_inbound.thread_ref]
+        subject = last_inbound.subject
+    if channel.kind == ChannelKind.EMAIL:
+        from ..channels.email import reply_subject
+
+        subject = reply_subject(subject) if subject else None
+    if message.sender_kind == SenderKind.BOT:
+        meta["auto_submitted"] = True
+    return OutboundMessage(to=to, body=message.body, subject=subject,
+                           status_callback_url=webhook_url(channel, "/status"), meta=meta)
 
 
 def _claim(message_id: int) -> bool:

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from .. import outbox
-from ..channels.base import InboundMessage
+from sqlalchemy import select
+
+from .. import outbox, storage
+from ..channels.base import InboundMessage, StatusUpdate
 from ..extensions import db
+from ..kinds import ChannelKind
 from ..models import (
     Attachment, Channel, Contact, ContactIdentity, Conversation, ConversationStatus,
-    DeliveryStatus, Direction, Message, SenderKind, utcnow,
+    DeliveryStatus, Direction, Message, SenderKind, WebhookReplay, utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -22,8 +25,8 @@ ROUTE_JOB = "inbox.jobs.route.route_message"
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    message_id: int
-    conversation_id: int
+    message_id: int | None  # None when nothing was stored (a replay, a bounce we applied)
+    conversation_id: int | None
     created: bool  # False when the provider delivered a message we already had
 
 
@@ -33,10 +36,18 @@ def do_ingest(channel: Channel, inbound: InboundMessage) -> IngestResult:
     Concurrent deliveries of the same message, or of two first messages from a new
     customer, meet a unique key; the loser rolls back and finds the winner's rows.
     """
+    if _replayed(channel, inbound):
+        log.warning("inbound replay ignored channel=%s", channel.id)
+        return IngestResult(None, None, created=False)
+    if _applied_bounce(channel, inbound):
+        return IngestResult(None, None, created=False)
     for _attempt in range(3):
         existing = Message.by_provider_id(channel.id, inbound.provider_message_id)
         if existing is not None:
-            outbox.discard()
+            if inbound.meta.get("merge"):
+                _merge(channel, existing, inbound)
+            else:
+                outbox.discard()
             return IngestResult(existing.id, existing.conversation_id, created=False)
         try:
             message = _store(channel, inbound)
@@ -52,10 +63,7 @@ def do_ingest(channel: Channel, inbound: InboundMessage) -> IngestResult:
 
 def _store(channel: Channel, inbound: InboundMessage) -> Message:
     contact = contact_for_address(channel, inbound.sender, name=inbound.sender_name)
-    conversation = Conversation.active_for_contact(contact.id)
-    if conversation is None:
-        conversation = Conversation(workspace_id=channel.workspace_id, contact_id=contact.id)
-        db.session.add(conversation)
+    conversation = _conversation_for(channel, contact, inbound)
     now = utcnow()
     sent_at = inbound.sent_at or now
     message = Message(
@@ -63,21 +71,147 @@ def _store(channel: Channel, inbound: InboundMessage) -> Message:
         channel_id=channel.id, direction=Direction.INBOUND, sender_kind=SenderKind.CUSTOMER,
         body=inbound.body, provider_message_id=inbound.provider_message_id,
         delivery_status=DeliveryStatus.RECEIVED, status_changed_at=now, created_at=sent_at,
+        subject=inbound.subject, meta=dict(inbound.meta) or None,
+        thread_ref=_thread_ref(inbound),
     )
-    message.attachments = [
-        Attachment(content_type=m.content_type, filename=m.filename, remote_url=m.url)
-        for m in inbound.media
-    ]
+    message.attachments = _attachments(inbound, message)
+    if inbound.meta.get("replay_key"):
+        db.session.add(WebhookReplay(channel_id=channel.id, key=str(inbound.meta["replay_key"])[:255]))
     db.session.add(message)
     touch_conversation(conversation, message, channel_id=channel.id)
     conversation.unread_count = (conversation.unread_count or 0) + 1
     if conversation.status == ConversationStatus.PENDING:  # the customer answered
         conversation.status = ConversationStatus.OPEN
     db.session.flush()
-    outbox.enqueue_job(ROUTE_JOB, message.id, job_id=f"route-{message.id}",
-                       workspace_id=channel.workspace_id)
+    if inbound.html:
+        message.html = _safe_html(inbound.html, message.attachments)
+    if _should_route(inbound):
+        outbox.enqueue_job(ROUTE_JOB, message.id, job_id=f"route-{message.id}",
+                           workspace_id=channel.workspace_id)
     announce_message(message)
     return message
+
+
+def _conversation_for(channel: Channel, contact: Contact, inbound: InboundMessage) -> Conversation:
+    """The thread an email replies to (signed reply token, then In-Reply-To / References),
+    if it is this contact's; otherwise the contact's active conversation, or a new one."""
+    active = Conversation.active_for_contact(contact.id)
+    threaded = _threaded_conversation(channel, inbound)
+    if threaded is not None and threaded.contact_id == contact.id:
+        if threaded.is_active:
+            return threaded
+        if active is None:  # a reply to a resolved thread reopens it, as people expect
+            threaded.status = ConversationStatus.OPEN
+            threaded.resolved_at = None
+            return threaded
+    if active is not None:
+        return active
+    conversation = Conversation(workspace_id=channel.workspace_id, contact_id=contact.id)
+    db.session.add(conversation)
+    return conversation
+
+
+def _threaded_conversation(channel: Channel, inbound: InboundMessage) -> Conversation | None:
+    meta = inbound.meta
+    conversation_id = meta.get("reply_conversation_id")
+    if isinstance(conversation_id, int):
+        conversation = db.session.get(Conversation, conversation_id)
+        if conversation is not None and conversation.workspace_id == channel.workspace_id:
+            return conversation
+    refs = [meta.get("in_reply_to"), *reversed(list(meta.get("references") or []))]
+    for ref in [r for r in refs if r]:
+        stmt = select(Message.conversation_id).where(
+            Message.workspace_id == channel.workspace_id, Message.thread_ref == str(ref)[:255]).limit(1)
+        conversation_id = db.session.scalar(stmt)
+        if conversation_id is not None:
+            return db.session.get(Conversation, conversation_id)
+    return None
+
+
+def _attachments(inbound: InboundMessage, message: Message) -> list[Attachment]:
+    """Keep what we may keep; what is refused (too big, dangerous) is listed on the message."""
+    kept, refused = [], []
+    for media in inbound.media:
+        attachment = Attachment(content_type=media.content_type, filename=media.filename,
+                                remote_url=media.url, content_id=media.content_id)
+        if media.content is not None:
+            reason = storage.refusal_reason(media.filename, media.content_type, len(media.content))
+            if reason:
+                refused.append({"filename": media.filename, "reason": reason})
+                continue
+            attachment.storage_key = storage.save(media.content)
+            attachment.size = len(media.content)
+        kept.append(attachment)
+    if refused:
+        message.meta = {**(message.meta or {}), "refused_attachments": refused}
+    return kept
+
+
+def _safe_html(html: str, attachments: list[Attachment]) -> str:
+    """Sanitized once, at the door: no script, no handler, no remote image; cid: → our files."""
+    from ..channels.email import sanitize_html
+
+    cid_map = {a.content_id.strip("<>"): f"/inbox/attachments/{a.id}"
+               for a in attachments if a.content_id and a.storage_key}
+    return sanitize_html(html, cid_map)
+
+
+def _replayed(channel: Channel, inbound: InboundMessage) -> bool:
+    key = inbound.meta.get("replay_key")
+    if not key:
+        return False
+    stmt = select(WebhookReplay.id).where(WebhookReplay.channel_id == channel.id,
+                                          WebhookReplay.key == str(key)[:255])
+    return db.session.scalar(stmt) is not None
+
+
+def _applied_bounce(channel: Channel, inbound: InboundMessage) -> bool:
+    """A bounce of mail we sent marks that message failed, with the reason; it is not a
+    conversation of its own."""
+    bounce = inbound.meta.get("bounce")
+    if not isinstance(bounce, dict) or not bounce.get("original_message_id"):
+        return False
+    from .delivery import do_update_delivery
+
+    original = Message.by_provider_id(channel.id, str(bounce["original_message_id"]))
+    if original is None:
+        return False
+    do_update_delivery(channel, StatusUpdate(
+        provider_message_id=original.provider_message_id, status=DeliveryStatus.FAILED,
+        error_code=str(bounce.get("status") or "bounce"), error_message=str(bounce.get("reason") or "")))
+    return True
+
+
+def _should_route(inbound: InboundMessage) -> bool:
+    """Auto-replies and bounces are kept but never answered (no mail loops); a voicemail whose
+    transcript is still coming is routed when the transcript arrives."""
+    return not inbound.automated and not inbound.meta.get("transcription_pending")
+
+
+def _thread_ref(inbound: InboundMessage) -> str | None:
+    ref = inbound.meta.get("message_id")
+    return str(ref)[:255] if ref else None
+
+
+def _merge(channel: Channel, message: Message, inbound: InboundMessage) -> None:
+    """A provider completing an earlier delivery (a voicemail's transcript after its recording):
+    the adapter merges both, the message is updated and routed once complete."""
+    from .delivery import adapter_for
+
+    adapter = adapter_for(channel)
+    current = InboundMessage(provider_message_id=message.provider_message_id or "", sender="",
+                             recipient="", body=message.body, meta=message.meta or {})
+    merged = adapter.merge(current, inbound)
+    was_pending = bool((message.meta or {}).get("transcription_pending"))
+    message.body, message.meta = merged.body, dict(merged.meta)
+    touch_conversation(message.conversation, message, channel_id=channel.id)
+    if was_pending and _should_route(merged):
+        outbox.enqueue_job(ROUTE_JOB, message.id, job_id=f"route-{message.id}",
+                           workspace_id=channel.workspace_id)
+    outbox.publish_event(message.workspace_id, f"message-{message.id}-status", status="updated")
+    outbox.publish_event(message.workspace_id, "conversation-changed",
+                         conversation_id=message.conversation_id)
+    outbox.commit()
 
 
 def contact_for_address(channel: Channel, address: str, *, name: str | None = None) -> Contact:
@@ -87,8 +221,14 @@ def contact_for_address(channel: Channel, address: str, *, name: str | None = No
         return identity.contact
     contact = Contact(workspace_id=channel.workspace_id, name=name or address,
                       preferred_channel=channel.kind)
-    if channel.kind in ("sms", "voice"):
+    if channel.kind in (ChannelKind.SMS, ChannelKind.VOICE):
         contact.phone = address
+    elif channel.kind == ChannelKind.EMAIL:
+        contact.email = address
+    elif channel.kind == ChannelKind.WHATSAPP:
+        contact.whatsapp = address
+    elif channel.kind == ChannelKind.TELEGRAM:
+        contact.telegram_id = address
     db.session.add(contact)
     db.session.add(ContactIdentity(workspace_id=channel.workspace_id, contact=contact,
                                    kind=channel.kind, address=address))

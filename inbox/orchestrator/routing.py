@@ -26,5 +26,14 @@ def route_message(message_id: int) -> bool:
     db.session.commit()
     routed = result.rowcount == 1
     if routed:
+        _follow_tickets(message_id)
         log.info("routed message_id=%s decision=hand_to_human", message_id)
     return routed
+
+
+def _follow_tickets(message_id: int) -> None:
+    """The customer wrote: their open tickets hear about it (waiting → in progress, reopen…)."""
+    from ..actions.tickets import on_customer_message
+
+    message = db.session.get(Message, message_id)
+    on_customer_message(message.conversation, message)

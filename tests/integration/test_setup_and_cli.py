@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -54,3 +55,19 @@ def test_simulate_inbound_posts_a_signed_webhook_to_the_running_app(app, live_se
     db.session.expire_all()
     message = db.session.scalar(select(Message))
     assert message.body == "Bonjour" and message.sender_kind == "customer"
+
+
+@pytest.mark.parametrize("kind, fixture_name", [
+    ("sms", "sms_channel"), ("whatsapp", "whatsapp"), ("telegram", "telegram"), ("email", "email"),
+    ("voice", "vapi"),
+])
+def test_simulate_inbound_speaks_every_providers_format(app, live_server, request, kind, fixture_name):
+    request.getfixturevalue(fixture_name)
+    db.session.rollback()
+    result = app.test_cli_runner().invoke(args=[
+        "simulate", "inbound", "--channel", kind, "--name", "Léa Petit", "--text", "Bonjour 👋", "--url", live_server.url])
+    assert result.exit_code == 0, result.output
+    db.session.rollback()
+    db.session.expire_all()
+    message = db.session.scalar(select(Message))
+    assert "Bonjour 👋" in message.body and message.channel.kind == kind

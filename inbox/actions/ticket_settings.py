@@ -1,0 +1,130 @@
+"""Admins tune tickets per workspace: delays, business hours, holidays, SLA targets, the team's
+capacity. (Hourly costs: timetracking.do_set_user_rate.)"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from .. import outbox
+from ..business_time import parse_day_openings, week_to_json
+from ..errors import ValidationError
+from ..extensions import db
+from ..models import Holiday, Priority, SlaPolicy, SlaScope, TicketCategory, TicketSettings, User
+
+_BOUNDS = {"auto_close_days": (0, 365), "reopen_window_days": (0, 365), "sla_reminder_hours": (1, 72)}
+_FLAGS = ("auto_assign", "request_ratings", "confirm_new_tickets", "email_notifications")
+
+
+def check_int(value, *, field: str, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not low <= number <= high:
+        raise ValidationError(_("Enter a whole number from %(low)d to %(high)d.", low=low, high=high), field=field)
+    return number
+
+
+def do_update_ticket_settings(workspace_id: int, form: Mapping, *, actor: User) -> TicketSettings:
+    settings = TicketSettings.ensure(workspace_id)
+    for name, (low, high) in _BOUNDS.items():
+        if name in form:
+            setattr(settings, name, check_int(form[name], field=name, low=low, high=high))
+    for name in _FLAGS:
+        setattr(settings, name, form.get(name) == "1")
+    currency = (form.get("currency") or settings.currency or "EUR").strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise ValidationError(_("Enter a three-letter currency code such as EUR."), field="currency")
+    settings.currency = currency
+    on_call = form.get("on_call_user_id") or ""
+    if on_call.isdigit():
+        user = db.session.get(User, int(on_call))
+        if user is None or user.workspace_id != workspace_id:
+            raise ValidationError(_("This agent does not exist or is deactivated."), field="on_call_user_id")
+        settings.on_call_user_id = user.id
+    else:
+        settings.on_call_user_id = None
+    outbox.commit()
+    return settings
+
+
+def do_set_business_hours(workspace_id: int, days: list[str], *, actor: User) -> TicketSettings:
+    """Seven texts, Monday first, such as "09:00-12:30, 13:30-18:00" (empty: closed)."""
+    if len(days) != 7:
+        raise ValidationError(_("Give the opening hours of the seven days."), field="business_hours")
+    try:
+        week = tuple(parse_day_openings(text) for text in days)
+    except ValueError:
+        raise ValidationError(_("Write opening hours as 09:00-12:30, 13:30-18:00."), field="business_hours") from None
+    if not any(week):
+        raise ValidationError(_("Open at least one day a week, or SLA deadlines can never be met."),
+                              field="business_hours")
+    settings = TicketSettings.ensure(workspace_id)
+    settings.business_hours = week_to_json(week)
+    outbox.commit()
+    return settings
+
+
+def do_add_holiday(workspace_id: int, day: str, name: str, *, actor: User) -> Holiday:
+    try:
+        parsed = date.fromisoformat(day)
+    except (TypeError, ValueError):
+        raise ValidationError(_("Enter a date as YYYY-MM-DD."), field="day") from None
+    holiday = db.session.scalar(select(Holiday).where(Holiday.workspace_id == workspace_id, Holiday.day == parsed))
+    if holiday is None:
+        holiday = Holiday(workspace_id=workspace_id, day=parsed)
+        db.session.add(holiday)
+    holiday.name = " ".join((name or "").split())[:120]
+    outbox.commit()
+    return holiday
+
+
+def do_remove_holiday(workspace_id: int, holiday_id: int, *, actor: User) -> None:
+    holiday = db.session.get(Holiday, holiday_id)
+    if holiday is not None and holiday.workspace_id == workspace_id:
+        db.session.delete(holiday)
+    outbox.commit()
+
+
+def do_set_sla_policy(workspace_id: int, scope: str, key: str, *, first_response_hours, resolution_hours,
+                      actor: User) -> SlaPolicy:
+    """A workspace's own targets (in business hours) for one category or priority. Deadlines of
+    tickets already open are kept; new tickets use the new targets."""
+    try:
+        scope = SlaScope(scope)
+        key = str(TicketCategory(key) if scope == SlaScope.CATEGORY else Priority(key))
+    except ValueError:
+        raise ValidationError(_("Unknown category or priority."), field="key") from None
+    first = _hours(first_response_hours, field="first_response_hours")
+    resolution = _hours(resolution_hours, field="resolution_hours")
+    if first > resolution:
+        raise ValidationError(_("The first response cannot come after the resolution."), field="first_response_hours")
+    policy = db.session.scalar(select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id,
+                                                       SlaPolicy.scope == scope, SlaPolicy.key == key))
+    if policy is None:
+        policy = SlaPolicy(workspace_id=workspace_id, scope=scope, key=key)
+        db.session.add(policy)
+    policy.first_response_minutes = int(first.total_seconds() // 60)
+    policy.resolution_minutes = int(resolution.total_seconds() // 60)
+    outbox.commit()
+    return policy
+
+
+def _hours(value, *, field: str) -> timedelta:
+    try:
+        hours = float(str(value).replace(",", ".").strip())
+    except ValueError:
+        hours = -1
+    if not 0.25 <= hours <= 24 * 90:
+        raise ValidationError(_("Enter a number of business hours (at least 0.25)."), field=field)
+    return timedelta(minutes=round(hours * 60))
+
+
+def do_set_capacity(user: User, capacity, *, actor: User) -> User:
+    user.capacity = check_int(capacity, field="capacity", low=0, high=500)
+    outbox.commit()
+    return user

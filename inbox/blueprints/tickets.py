@@ -1,0 +1,480 @@
+"""Tickets: the list with its KPI strip, a ticket's page, the new-ticket form, the bell,
+notifications and the public rating page. One URL = full page or HTMX fragment."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import (
+    Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for,
+)
+from flask_babel import format_currency
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from ..actions.assignment import do_set_availability
+from ..actions.conversations import access_agent, access_conversation, reply_channels
+from ..actions.notifications import do_mark_read, notification_text
+from ..actions.ratings import check_rating, do_record_rating, ticket_from_token
+from ..actions.tickets import (
+    FieldErrors, access_contact, access_ticket, check_admin, check_category, check_ticket_input,
+    check_ticket_priority, check_ticket_status, do_add_ticket_note, do_assign_ticket,
+    do_change_status, do_create_ticket, do_set_tags, do_set_ticket_category, do_set_ticket_priority,
+    _conversation_for,
+)
+from ..actions.timetracking import (
+    check_minutes, check_note, check_work_date, do_delete_time_entry, do_log_time, do_start_timer,
+    do_stop_timer, entries_of_ticket, local_today, running_timer,
+)
+from ..errors import NotAllowed, ValidationError
+from ..errors_http import toast_headers
+from ..extensions import db
+from ..models import (
+    Availability, Notification, Priority, Ticket, TicketCategory, TicketSettings, TicketSource,
+    TicketStatus, TimeEntry, User, utcnow,
+)
+from ..models.ticket import allowed_transitions
+from ..models.ticket_queries import (
+    TicketCursor, TicketFilter, first_inbound_messages, ticket_kpis, ticket_timeline, tickets_page,
+)
+from ..models.timeentry import spend_of
+
+bp = Blueprint("tickets", __name__)
+PAGE_SIZE_KEY = "TICKETS_PAGE_SIZE"
+
+
+@bp.after_request
+def _vary(response):
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.errorhandler(ValidationError)
+def _invalid(exc: ValidationError):
+    return _refused(422, exc.message)
+
+
+@bp.errorhandler(NotAllowed)
+def _not_allowed(exc: NotAllowed):
+    return _refused(409, str(exc))
+
+
+def _refused(status: int, message: str):
+    """HTMX: a toast and no swap, so the page keeps what the person typed; browsers: the error page."""
+    if request.htmx:
+        return make_response("", status, {**toast_headers(message), "HX-Reswap": "none"})
+    return make_response(render_template("errors/error.html", status=status, message=message), status)
+
+
+# -- template helpers --------------------------------------------------------------------------
+@bp.app_template_filter("minutes")
+def _minutes(value: int | None) -> str:
+    if value is None:
+        return "–"
+    hours, minutes = divmod(int(value), 60)
+    if not hours:
+        return _("%(m)d min", m=minutes)
+    return _("%(h)d h %(m)02d", h=hours, m=minutes)
+
+
+@bp.app_template_filter("money")
+def _money(value, currency: str | None = None) -> str:
+    return format_currency(value or 0, currency or "EUR")
+
+
+@bp.app_template_global()
+def open_tickets_of(contact_id: int) -> list[Ticket]:
+    """For the inbox's contact card: the contact's active tickets (current workspace only)."""
+    return Ticket.active_of_contact(current_user.workspace_id, contact_id, limit=5)
+
+
+@bp.app_template_global()
+def notification_label(n: Notification) -> str:
+    return notification_text(n)
+
+
+# -- list --------------------------------------------------------------------------------------
+@bp.get("/tickets")
+@login_required
+def index():
+    filters = TicketFilter.from_args(request.args)
+    after = TicketCursor.decode(request.args.get("after"))
+    if request.htmx and after:
+        return render_template("tickets/_rows.html", **_list_context(filters, after))
+    if request.htmx and request.htmx.target == "ticket-list":
+        return render_template("tickets/_list.html", kpis=ticket_kpis(current_user.workspace_id, now=utcnow()),
+                               oob_kpis=True, **_list_context(filters))
+    return render_template(
+        "tickets/index.html", kpis=ticket_kpis(current_user.workspace_id, now=utcnow()),
+        agents=User.agents_of(current_user.workspace_id), statuses=list(TicketStatus),
+        priorities=list(Priority), categories=list(TicketCategory), availabilities=list(Availability),
+        **_list_context(filters))
+
+
+def _list_context(filters: TicketFilter, after: TicketCursor | None = None) -> dict:
+    now = utcnow()
+    rows, next_cursor = tickets_page(current_user.workspace_id, filters, user_id=current_user.id, now=now,
+                                     after=after, limit=current_app.config.get(PAGE_SIZE_KEY, 25))
+    return {"filters": filters, "rows": rows, "next_cursor": next_cursor, "now": now}
+
+
+# -- create ------------------------------------------------------------------------------------
+@bp.get("/tickets/new")
+@login_required
+def new():
+    contact, conversation = _origin()
+    form = {"subject": "", "description": "", "category": "general", "priority": "medium",
+            "tags": "", "assignee_id": ""}
+    if conversation is not None:
+        said = first_inbound_messages(conversation.id)
+        form["subject"] = " ".join((said[-1].body if said else conversation.last_message_preview).split())[:120]
+        form["description"] = "\n\n".join(m.body for m in said)
+        form["priority"] = str(conversation.priority)
+    return _render_form(contact, conversation, form, {})
+
+
+@bp.post("/tickets")
+@login_required
+def create():
+    contact, conversation = _origin()
+    form = request.form
+    try:
+        data = check_ticket_input(subject=form.get("subject"), description=form.get("description"),
+                                  category=form.get("category"), priority=form.get("priority"),
+                                  tags=form.get("tags", ""))
+        raw = form.get("assignee_id", "")
+        assignee = access_agent(current_user.id if raw == "me" else int(raw) if raw.isdigit() else None, current_user)
+    except FieldErrors as exc:
+        return _render_form(contact, conversation, form, exc.errors, status=422)
+    except ValidationError as exc:
+        return _render_form(contact, conversation, form, {exc.field or "form": exc.message}, status=422)
+    ticket = do_create_ticket(
+        contact, subject=data.subject, description=data.description, category=data.category,
+        priority=data.priority, tags=data.tags, actor=current_user, assignee=assignee, conversation=conversation,
+        source=TicketSource.CONVERSATION if conversation else TicketSource.AGENT,
+        notify_customer="1" in form.getlist("notify"))
+    target = url_for("tickets.show", ticket_id=ticket.id)
+    if request.htmx:
+        return make_response("", 204, {"HX-Redirect": target})
+    return redirect(target, 303)
+
+
+def _origin():
+    conversation_id = request.values.get("conversation_id", type=int)
+    contact_id = request.values.get("contact_id", type=int)
+    if conversation_id:
+        conversation = access_conversation(conversation_id, current_user)
+        return conversation.contact, conversation
+    if contact_id:
+        return access_contact(contact_id, current_user), None
+    abort(404)
+
+
+def _render_form(contact, conversation, form, errors: dict, status: int = 200):
+    notify = "1" in form.getlist("notify") if hasattr(form, "getlist") else True
+    html = render_template(
+        "tickets/new.html", contact=contact, conversation=conversation, form=form, errors=errors, notify=notify,
+        agents=User.agents_of(current_user.workspace_id), priorities=list(Priority),
+        categories=list(TicketCategory), settings=TicketSettings.of(current_user.workspace_id))
+    return make_response(html, status)
+
+
+# -- one ticket --------------------------------------------------------------------------------
+@bp.get("/tickets/<int:ticket_id>")
+@login_required
+def show(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    return render_template("tickets/show.html", **{**_ticket_context(ticket), **_side_context(ticket),
+                                                   **_composer_context(ticket)})
+
+
+@bp.get("/tickets/<int:ticket_id>/timeline")
+@login_required
+def timeline(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    return render_template("tickets/_timeline.html", **_ticket_context(ticket))
+
+
+@bp.get("/tickets/<int:ticket_id>/side")
+@login_required
+def side(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    template = "tickets/_side_live.html" if request.args.get("part") == "live" else "tickets/_side.html"
+    return render_template(template, **_side_context(ticket))
+
+
+@bp.post("/tickets/<int:ticket_id>/status")
+@login_required
+def set_status(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    notify = "1" in request.form.getlist("notify") if "notify" in request.form else True
+    do_change_status(ticket, check_ticket_status(request.form.get("status", "")), actor=current_user,
+                     resolution=request.form.get("resolution"), notify_customer=notify)
+    return _side_response(ticket, _("Status updated."))
+
+
+@bp.post("/tickets/<int:ticket_id>/assign")
+@login_required
+def assign(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    raw = request.form.get("assignee_id", "")
+    agent_id = current_user.id if raw == "me" else (int(raw) if raw.isdigit() else None)
+    do_assign_ticket(ticket, access_agent(agent_id, current_user), actor=current_user)
+    return _side_response(ticket, _("Assignment updated."))
+
+
+@bp.post("/tickets/<int:ticket_id>/priority")
+@login_required
+def set_priority(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    do_set_ticket_priority(ticket, check_ticket_priority(request.form.get("priority", "")), actor=current_user)
+    return _side_response(ticket, _("Priority updated."))
+
+
+@bp.post("/tickets/<int:ticket_id>/category")
+@login_required
+def set_category(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    do_set_ticket_category(ticket, check_category(request.form.get("category", "")), actor=current_user)
+    return _side_response(ticket, _("Category updated."))
+
+
+@bp.post("/tickets/<int:ticket_id>/tags")
+@login_required
+def set_tags(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    do_set_tags(ticket, request.form.get("tags", ""), actor=current_user)
+    return _side_response(ticket, _("Tags updated."))
+
+
+@bp.post("/tickets/<int:ticket_id>/notes")
+@login_required
+def add_note(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    internal = request.form.get("internal") == "1"
+    try:
+        do_add_ticket_note(ticket, request.form.get("body", ""), actor=current_user, internal=internal,
+                                   channel_id=request.form.get("channel_id", type=int),
+                                   idempotency_key=request.form.get("idempotency_key") or None)
+    except ValidationError as exc:
+        html = render_template("tickets/_composer.html", **{**_composer_context(ticket), "error": exc.message,
+                                                            "body": request.form.get("body", ""), "internal": internal})
+        return make_response(html, 422, {"HX-Retarget": "#ticket-composer", "HX-Reswap": "outerHTML"})
+    return render_template("tickets/_note_added.html", **{**_ticket_context(ticket), **_composer_context(ticket)})
+
+
+@bp.post("/tickets/<int:ticket_id>/timer")
+@login_required
+def timer(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    if request.form.get("action") == "stop":
+        entry = do_stop_timer(current_user)
+        message = _("Timer stopped: %(t)s logged.", t=_minutes(entry.minutes)) if entry else _("No timer was running.")
+    else:
+        do_start_timer(ticket, user=current_user)
+        message = _("Timer started.")
+    return _side_response(ticket, message)
+
+
+@bp.post("/tickets/<int:ticket_id>/time")
+@login_required
+def log_time(ticket_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    form = request.form
+    minutes = check_minutes(form.get("minutes"))
+    day = check_work_date(form.get("work_date"), workspace_id=ticket.workspace_id)
+    entry = do_log_time(ticket, user=current_user, minutes=minutes, work_date=day, note=check_note(form.get("note")))
+    return _side_response(ticket, _("%(t)s logged.", t=_minutes(entry.minutes)))
+
+
+@bp.post("/tickets/<int:ticket_id>/time/<int:entry_id>/delete")
+@login_required
+def delete_time(ticket_id: int, entry_id: int):
+    ticket = access_ticket(ticket_id, current_user)
+    entry = db.session.get(TimeEntry, entry_id)
+    if entry is None or entry.ticket_id != ticket.id:
+        abort(404)
+    do_delete_time_entry(entry, actor=current_user)
+    return _side_response(ticket, _("Time entry deleted."))
+
+
+def _side_response(ticket: Ticket, message: str):
+    html = render_template("tickets/_side.html", **_side_context(ticket))
+    return make_response(html, 200, toast_headers(message, level="info"))
+
+
+def _ticket_context(ticket: Ticket) -> dict:
+    return {"ticket": ticket, "items": ticket_timeline(ticket), "now": utcnow()}
+
+
+def _side_context(ticket: Ticket) -> dict:
+    from ..actions.budgets import budgets_of_contact
+
+    now = utcnow()
+    settings = TicketSettings.of(ticket.workspace_id)
+    return {
+        "ticket": ticket, "now": now, "settings": settings,
+        "transitions": sorted(allowed_transitions(ticket.status), key=list(TicketStatus).index),
+        "agents": User.agents_of(ticket.workspace_id), "priorities": list(Priority),
+        "categories": list(TicketCategory), "entries": entries_of_ticket(ticket.id),
+        "spend": spend_of(ticket.workspace_id, ticket_id=ticket.id), "running": running_timer(current_user.id),
+        "budgets": budgets_of_contact(ticket.contact, now=now), "today": local_today(ticket.workspace_id, now),
+        "rating": ticket.rating, "reminder_hours": settings.sla_reminder_hours,
+    }
+
+
+def _composer_context(ticket: Ticket) -> dict:
+    return {"ticket": ticket, "channels": reply_channels(_conversation_for(ticket, automated=False)),
+            "key": uuid.uuid4().hex}
+
+
+# -- availability, notifications ---------------------------------------------------------------
+@bp.post("/me/availability")
+@login_required
+def availability():
+    try:
+        value = Availability(request.form.get("availability", ""))
+    except ValueError:
+        raise ValidationError(_("Unknown availability."), field="availability") from None
+    moved = do_set_availability(current_user, value)
+    message = _("You are now %(state)s.", state={"online": _("online"), "busy": _("busy"),
+                                                 "offline": _("offline")}[value])
+    if moved:
+        message += " " + _("%(n)d tickets were handed over.", n=moved)
+    return make_response("", 204, toast_headers(message, level="info"))
+
+
+@bp.get("/notifications/bell")
+@login_required
+def bell():
+    return render_template("tickets/_bell.html", unread=Notification.unread_count(current_user.id))
+
+
+@bp.get("/notifications")
+@login_required
+def notifications():
+    return render_template("tickets/notifications.html", notifications=Notification.recent_of(current_user.id),
+                           unread=Notification.unread_count(current_user.id))
+
+
+@bp.get("/notifications/<int:notification_id>")
+@login_required
+def open_notification(notification_id: int):
+    n = db.session.get(Notification, notification_id)
+    if n is None or n.user_id != current_user.id:
+        abort(404)
+    do_mark_read(current_user, notification_ids=[n.id])
+    if n.ticket_id:
+        return redirect(url_for("tickets.show", ticket_id=n.ticket_id))
+    if n.contact_id:
+        return redirect(url_for("contacts.show", contact_id=n.contact_id))
+    return redirect(url_for("tickets.notifications"))
+
+
+@bp.post("/notifications/read")
+@login_required
+def mark_read():
+    do_mark_read(current_user)
+    if request.htmx:
+        return make_response("", 204, {"HX-Refresh": "true"})
+    return redirect(url_for("tickets.notifications"), 303)
+
+
+# -- the customer's rating page (no login: the signed link is the key) -------------------------
+@bp.route("/rate/<token>", methods=["GET", "POST"])
+def rate(token: str):
+    ticket = ticket_from_token(token)
+    if ticket is None:
+        abort(404)
+    error, done = None, ticket.rating is not None
+    score = request.values.get("score", type=int)
+    if request.method == "POST" and not done:
+        try:
+            score, comment = check_rating(request.form.get("score"), request.form.get("comment"))
+            do_record_rating(ticket, score, comment, source="link")
+            done = True
+        except (ValidationError, NotAllowed) as exc:
+            error = getattr(exc, "message", str(exc))
+            done = db.session.get(Ticket, ticket.id).rating is not None
+    status = 422 if error and not done else 200
+    return render_template("tickets/rate.html", ticket=ticket, score=score, error=error, done=done), status
+
+
+# -- admin settings ----------------------------------------------------------------------------
+@bp.get("/tickets/settings")
+@login_required
+def settings_page():
+    check_admin(current_user)
+    return _render_settings(saved=request.args.get("saved"))
+
+
+@bp.post("/tickets/settings/<section>")
+@login_required
+def save_settings(section: str):
+    from ..actions import ticket_settings as ts
+    from ..actions.timetracking import check_hourly_cost, do_set_user_rate
+
+    check_admin(current_user)
+    workspace_id, form = current_user.workspace_id, request.form
+    try:
+        if section == "general":
+            ts.do_update_ticket_settings(workspace_id, form, actor=current_user)
+        elif section == "hours":
+            ts.do_set_business_hours(workspace_id, [form.get(f"day{i}", "") for i in range(7)], actor=current_user)
+        elif section == "holiday":
+            ts.do_add_holiday(workspace_id, form.get("day", ""), form.get("name", ""), actor=current_user)
+        elif section == "holiday-delete":
+            ts.do_remove_holiday(workspace_id, form.get("holiday_id", type=int) or 0, actor=current_user)
+        elif section == "sla":
+            ts.do_set_sla_policy(workspace_id, form.get("scope", ""), form.get("key", ""),
+                                 first_response_hours=form.get("first_response_hours", ""),
+                                 resolution_hours=form.get("resolution_hours", ""), actor=current_user)
+        elif section == "team":
+            user = access_agent(form.get("user_id", type=int), current_user)
+            if user is None:
+                abort(404)
+            ts.do_set_capacity(user, form.get("capacity", user.capacity), actor=current_user)
+            if form.get("hourly_cost"):
+                do_set_user_rate(user, check_hourly_cost(form["hourly_cost"]), actor=current_user,
+                                 effective_from=_effective_date(form.get("effective_from"), workspace_id))
+        else:
+            abort(404)
+    except ValidationError as exc:
+        return _render_settings(error=exc.message, status=422)
+    return redirect(url_for("tickets.settings_page", saved=section) + f"#{section}", 303)
+
+
+def _effective_date(value: str | None, workspace_id: int):
+    from datetime import date
+
+    if not value:
+        return local_today(workspace_id)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(_("Enter a date as YYYY-MM-DD."), field="effective_from") from None
+
+
+def _render_settings(*, saved: str | None = None, error: str | None = None, status: int = 200):
+    from ..business_time import format_day_openings, week_from_json
+    from ..models import Holiday, SlaPolicy, SlaScope, UserRate
+    from ..models.sla import DEFAULT_TARGETS
+
+    workspace_id = current_user.workspace_id
+    settings = TicketSettings.of(workspace_id)
+    policies = SlaPolicy.of_workspace(workspace_id)
+    rows = [(SlaScope.CATEGORY, c, policies[(SlaScope.CATEGORY, c.value)],
+             policies[(SlaScope.CATEGORY, c.value)] != DEFAULT_TARGETS[(SlaScope.CATEGORY, c.value)])
+            for c in TicketCategory]
+    rows += [(SlaScope.PRIORITY, p, policies[(SlaScope.PRIORITY, p.value)],
+              policies[(SlaScope.PRIORITY, p.value)] != DEFAULT_TARGETS[(SlaScope.PRIORITY, p.value)])
+             for p in Priority]
+    agents = User.agents_of(workspace_id)
+    html = render_template(
+        "tickets/settings.html", settings=settings, saved=saved, error=error, sla_rows=rows, agents=agents,
+        week=[format_day_openings(day) for day in week_from_json(settings.business_hours)],
+        holidays=list(db.session.scalars(select(Holiday).where(Holiday.workspace_id == workspace_id)
+                                         .order_by(Holiday.day))),
+        rates={a.id: UserRate.history_of(a.id)[:3] for a in agents}, today=local_today(workspace_id))
+    return make_response(html, status)

@@ -1,0 +1,112 @@
+"""Ticket jobs: thin wrappers that load by id (or sweep by deadline) and call the actions.
+
+Every job is idempotent: the actions claim their work with a conditional UPDATE (a ticket is
+closed, reminded or escalated once) or a unique key (budget alerts, notifications). Sweeps
+take the time as an ISO string so a test, or a late worker, decides what "now" is.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select
+
+from ..actions import budgets, notifications, tickets
+from ..actions.assignment import do_drain_unassigned
+from ..errors import PermanentDeliveryError
+from ..extensions import db
+from ..models import Budget, Ticket, TicketSettings, TicketStatus, Workspace, utcnow
+from . import job
+
+log = logging.getLogger(__name__)
+REMINDER_HORIZON = timedelta(hours=72)  # the longest reminder lead time a workspace may set
+
+
+def _now(now_iso: str | None) -> datetime:
+    return datetime.fromisoformat(now_iso) if now_iso else utcnow()
+
+
+@job
+def email_notification(notification_id: int) -> None:
+    try:
+        notifications.send_notification_email(notification_id)
+    except PermanentDeliveryError as exc:  # a refused address: retrying will not help
+        log.warning("notification email refused notification_id=%s: %s", notification_id, exc.message)
+
+
+@job
+def check_contact_budgets(contact_id: int, now_iso: str | None = None) -> None:
+    budgets.do_check_budget_alerts(contact_id, now=_now(now_iso))
+
+
+@job
+def budget_sweep(now_iso: str | None = None) -> int:
+    """Every client with a budget: catches rate changes made effective in the past."""
+    now = _now(now_iso)
+    contact_ids = list(db.session.scalars(select(Budget.contact_id).distinct()))
+    sent = 0
+    for contact_id in contact_ids:
+        sent += len(budgets.do_check_budget_alerts(contact_id, now=now))
+    return sent
+
+
+@job
+def sla_sweep(now_iso: str | None = None) -> dict[str, int]:
+    """Reminders before deadlines, escalation after them."""
+    now = _now(now_iso)
+    done = {"first_responses": tickets.sync_first_responses(), "reminders": 0, "breaches": 0}
+    active = Ticket.status.in_(list(TicketStatus.active()))
+    for target, due, met in (
+        ("first_response", Ticket.first_response_due_at, Ticket.first_responded_at),
+        ("resolution", Ticket.resolution_due_at, Ticket.resolved_at),
+    ):
+        breached = Ticket.first_response_breached_at if target == "first_response" else Ticket.resolution_breached_at
+        reminded = Ticket.first_response_reminded_at if target == "first_response" else Ticket.resolution_reminded_at
+        late = select(Ticket.id).where(active, met.is_(None), breached.is_(None), due <= now).order_by(due)
+        for ticket_id in db.session.scalars(late).all():
+            done["breaches"] += tickets.do_escalate_breach(db.session.get(Ticket, ticket_id), target, now=now)
+        soon = (select(Ticket.id).where(active, met.is_(None), reminded.is_(None), Ticket.assignee_id.is_not(None),
+                                        due > now, due <= now + REMINDER_HORIZON).order_by(due))
+        for ticket_id in db.session.scalars(soon).all():
+            done["reminders"] += tickets.do_sla_reminder(db.session.get(Ticket, ticket_id), target, now=now)
+    if any(done.values()):
+        log.info("sla sweep %s", done)
+    return done
+
+
+@job
+def auto_close_sweep(now_iso: str | None = None) -> int:
+    """Close tickets waiting on the customer (or resolved) after each workspace's N silent days."""
+    now = _now(now_iso)
+    closed = 0
+    for workspace_id in db.session.scalars(select(Workspace.id)).all():
+        days = TicketSettings.of(workspace_id).auto_close_days
+        if days <= 0:
+            continue
+        cutoff = now - timedelta(days=days)
+        reference = func.coalesce(Ticket.last_customer_message_at, Ticket.status_changed_at)
+        stmt = (select(Ticket.id).where(
+            Ticket.workspace_id == workspace_id,
+            Ticket.status.in_([TicketStatus.WAITING_ON_CUSTOMER, TicketStatus.RESOLVED]),
+            or_(Ticket.last_customer_message_at <= cutoff,
+                (Ticket.last_customer_message_at.is_(None)) & (Ticket.status_changed_at <= cutoff)),
+        ).order_by(reference))
+        for ticket_id in db.session.scalars(stmt).all():
+            closed += tickets.do_auto_close(db.session.get(Ticket, ticket_id), now=now)
+    return closed
+
+
+@job
+def auto_assign_sweep(now_iso: str | None = None) -> int:
+    """Drain each workspace's unassigned queue to agents who became available."""
+    now = _now(now_iso)
+    workspace_ids = db.session.scalars(
+        select(TicketSettings.workspace_id).where(TicketSettings.auto_assign.is_(True))).all()
+    return sum(do_drain_unassigned(workspace_id, now=now) for workspace_id in workspace_ids)
+
+
+@job
+def auto_close_ticket(ticket_id: int, now_iso: str | None = None) -> bool:
+    ticket = db.session.get(Ticket, ticket_id)
+    return bool(ticket) and tickets.do_auto_close(ticket, now=_now(now_iso))

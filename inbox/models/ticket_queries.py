@@ -1,0 +1,242 @@
+"""The tickets' read side: a page of the list in one query, the KPI strip in a few, the timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import and_, case, func, literal, or_, select
+
+from ..extensions import db
+from .base import UTCDateTime
+from .contact import Contact
+from .conversation import Priority
+from .message import Direction, Message, SenderKind
+from .ticket import (
+    Rating, Ticket, TicketCategory, TicketConversation, TicketEvent, TicketStatus, parse_reference,
+)
+
+STATUS_ACTIVE, STATUS_ANY = "active", "any"
+SORTS = ("newest", "due")
+KPI_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFilter:
+    status: str = STATUS_ACTIVE
+    priority: Priority | None = None
+    category: TicketCategory | None = None
+    assignee: str = ""  # "", "me", "none" or a user id
+    breached: bool = False
+    contact_id: int | None = None
+    q: str = ""
+    sort: str = "newest"
+
+    @classmethod
+    def from_args(cls, args) -> TicketFilter:
+        """Unknown values fall back to the defaults: URLs get shared and edited by hand."""
+        status = args.get("status") or STATUS_ACTIVE
+        assignee = args.get("assignee", "")
+        contact = args.get("contact", "")
+        return cls(
+            status=status if status in {*TicketStatus, STATUS_ACTIVE, STATUS_ANY} else STATUS_ACTIVE,
+            priority=Priority(args["priority"]) if args.get("priority") in set(Priority) else None,
+            category=TicketCategory(args["category"]) if args.get("category") in set(TicketCategory) else None,
+            assignee=assignee if assignee in ("me", "none") or assignee.isdigit() else "",
+            breached=args.get("breached") in ("1", "on", "true"),
+            contact_id=int(contact) if contact.isdigit() else None,
+            q=(args.get("q") or "").strip()[:100],
+            sort=args.get("sort") if args.get("sort") in SORTS else "newest",
+        )
+
+    def to_args(self, **changes) -> dict[str, str]:
+        f = replace(self, **changes) if changes else self
+        args = {"status": f.status if f.status != STATUS_ACTIVE else None, "priority": f.priority,
+                "category": f.category, "assignee": f.assignee or None, "breached": "1" if f.breached else None,
+                "contact": f.contact_id, "q": f.q or None, "sort": f.sort if f.sort != "newest" else None}
+        return {k: str(v) for k, v in args.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCursor:
+    """Keyset position: the id for "newest"; (resolution due, id) for "due"."""
+
+    id: int
+    due: datetime | None = None
+
+    def encode(self) -> str:
+        return f"{self.due.timestamp():.6f}_{self.id}" if self.due else str(self.id)
+
+    @classmethod
+    def decode(cls, raw: str | None) -> TicketCursor | None:
+        try:
+            if raw and "_" in raw:
+                stamp, ident = raw.split("_")
+                return cls(int(ident), datetime.fromtimestamp(float(stamp), UTC))
+            return cls(int(raw)) if raw else None
+        except ValueError:
+            return None
+
+
+def breached_clause(now: datetime):
+    """SQL: the ticket missed (or is missing) a deadline."""
+    at = literal(now, UTCDateTime())
+    return or_(Ticket.first_response_due_at < func.coalesce(Ticket.first_responded_at, at),
+               Ticket.resolution_due_at < func.coalesce(Ticket.resolved_at, Ticket.closed_at, at))
+
+
+def _filtered(workspace_id: int, f: TicketFilter, *, user_id: int, now: datetime):
+    stmt = select(Ticket).where(Ticket.workspace_id == workspace_id)
+    if f.status == STATUS_ACTIVE:
+        stmt = stmt.where(Ticket.status.in_(list(TicketStatus.active())))
+    elif f.status != STATUS_ANY:
+        stmt = stmt.where(Ticket.status == f.status)
+    if f.priority:
+        stmt = stmt.where(Ticket.priority == f.priority)
+    if f.category:
+        stmt = stmt.where(Ticket.category == f.category)
+    if f.assignee == "me":
+        stmt = stmt.where(Ticket.assignee_id == user_id)
+    elif f.assignee == "none":
+        stmt = stmt.where(Ticket.assignee_id.is_(None))
+    elif f.assignee:
+        stmt = stmt.where(Ticket.assignee_id == int(f.assignee))
+    if f.contact_id:
+        stmt = stmt.where(Ticket.contact_id == f.contact_id)
+    if f.breached:
+        stmt = stmt.where(breached_clause(now))
+    if f.q:
+        stmt = stmt.where(_search(workspace_id, f.q))
+    return stmt
+
+
+def _search(workspace_id: int, q: str):
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = f"%{escaped}%"
+    contacts = select(Contact.id).where(
+        Contact.workspace_id == workspace_id,
+        or_(Contact.name.ilike(like, escape="\\"), Contact.company.ilike(like, escape="\\"),
+            Contact.email.ilike(like, escape="\\"), Contact.phone.ilike(like, escape="\\")))
+    clauses = [Ticket.subject.ilike(like, escape="\\"), Ticket.contact_id.in_(contacts)]
+    number = parse_reference(q)
+    if number is not None:
+        clauses.append(Ticket.number == number)
+    return or_(*clauses)
+
+
+def tickets_page(workspace_id: int, f: TicketFilter, *, user_id: int, now: datetime,
+                 after: TicketCursor | None, limit: int) -> tuple[list[Ticket], TicketCursor | None]:
+    """One page of tickets (contact and assignee joined in the same query) and the next cursor."""
+    stmt = _filtered(workspace_id, f, user_id=user_id, now=now)
+    if f.sort == "due":
+        due = func.coalesce(Ticket.resolution_due_at, literal(datetime(9999, 1, 1, tzinfo=UTC), UTCDateTime()))
+        if after and after.due:
+            stmt = stmt.where(or_(Ticket.resolution_due_at > after.due,
+                                  and_(Ticket.resolution_due_at == after.due, Ticket.id > after.id)))
+        stmt = stmt.order_by(due, Ticket.id)
+    else:
+        if after:
+            stmt = stmt.where(Ticket.id < after.id)
+        stmt = stmt.order_by(Ticket.id.desc())
+    rows = list(db.session.scalars(stmt.limit(limit + 1)).unique())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not more:
+        return rows, None
+    last = rows[-1]
+    return rows, TicketCursor(last.id, last.resolution_due_at if f.sort == "due" else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Kpis:
+    unassigned: int
+    open_critical: int
+    waiting_over_24h: int
+    breached: int
+    active: int
+    first_response_minutes: int | None  # mean, last 30 days
+    resolved_within_sla: int | None  # percent of tickets resolved in the last 30 days
+    resolved_count: int
+    satisfaction: Decimal | None  # mean score, last 30 days
+    ratings_count: int
+
+
+def ticket_kpis(workspace_id: int, *, now: datetime) -> Kpis:
+    """The strip above the list: counts in one query, 30-day averages in two more."""
+    active = Ticket.status.in_(list(TicketStatus.active()))
+    waiting_since = func.coalesce(Ticket.last_customer_message_at, Ticket.created_at)
+
+    def count(*conds):
+        return func.coalesce(func.sum(case((and_(*conds), 1), else_=0)), 0)
+
+    counts = db.session.execute(
+        select(
+            count(active, Ticket.assignee_id.is_(None)).label("unassigned"),
+            count(active, Ticket.priority == Priority.CRITICAL).label("open_critical"),
+            # The customer has been waiting on the team for more than a day.
+            count(Ticket.status.in_([TicketStatus.OPEN, TicketStatus.IN_PROGRESS]),
+                  waiting_since < now - timedelta(hours=24),
+                  or_(Ticket.last_agent_reply_at.is_(None), Ticket.last_agent_reply_at < waiting_since)
+                  ).label("waiting"),
+            count(active, breached_clause(now)).label("breached"),
+            count(active).label("active"),
+        ).where(Ticket.workspace_id == workspace_id)
+    ).one()
+    since = now - KPI_WINDOW
+    recent = db.session.execute(
+        select(Ticket.created_at, Ticket.first_responded_at, Ticket.resolved_at, Ticket.closed_at,
+               Ticket.resolution_due_at)
+        .where(Ticket.workspace_id == workspace_id, Ticket.created_at >= since)
+        .order_by(Ticket.id.desc()).limit(5000)
+    ).all()
+    responses = [(r.first_responded_at - r.created_at) for r in recent if r.first_responded_at]
+    done = [r for r in recent if (r.resolved_at or r.closed_at) and r.resolution_due_at]
+    within = sum(1 for r in done if (r.resolved_at or r.closed_at) <= r.resolution_due_at)
+    rating = db.session.execute(
+        select(func.avg(Rating.score), func.count(Rating.id))
+        .where(Rating.workspace_id == workspace_id, Rating.created_at >= since)).one()
+    return Kpis(
+        unassigned=int(counts.unassigned), open_critical=int(counts.open_critical),
+        waiting_over_24h=int(counts.waiting), breached=int(counts.breached), active=int(counts.active),
+        first_response_minutes=(int(sum(responses, timedelta()).total_seconds() / 60 / len(responses))
+                                if responses else None),
+        resolved_within_sla=round(100 * within / len(done)) if done else None,
+        resolved_count=len(done),
+        satisfaction=Decimal(str(rating[0])).quantize(Decimal("0.1")) if rating[1] else None,
+        ratings_count=int(rating[1]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineItem:
+    at: datetime
+    event: TicketEvent | None = None
+    message: Message | None = None  # a message of a linked conversation not recorded as an event
+
+    @property
+    def key(self) -> str:
+        return f"ev-{self.event.id}" if self.event else f"msg-{self.message.id}"
+
+
+def ticket_timeline(ticket: Ticket, *, limit: int = 300) -> list[TimelineItem]:
+    """The ticket's history by date: its events, plus what was said in its conversations
+    (what led to an escalation, inbox replies, customer messages not already on the ticket)."""
+    events = list(db.session.scalars(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+        .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc()).limit(limit)))
+    known = {e.message_id for e in events if e.message_id}
+    linked = select(TicketConversation.conversation_id).where(TicketConversation.ticket_id == ticket.id)
+    messages = [m for m in db.session.scalars(
+        select(Message).where(Message.conversation_id.in_(linked), Message.sender_kind != SenderKind.SYSTEM)
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)) if m.id not in known]
+    items = [TimelineItem(e.created_at, event=e) for e in events] + [TimelineItem(m.created_at, message=m) for m in messages]
+    items.sort(key=lambda i: (i.at, i.key))
+    return items[-limit:]
+
+
+def first_inbound_messages(conversation_id: int, limit: int = 5) -> list[Message]:
+    """The latest customer messages of a conversation: the escalation form's description."""
+    stmt = (select(Message).where(Message.conversation_id == conversation_id, Message.direction == Direction.INBOUND)
+            .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
+    return list(reversed(list(db.session.scalars(stmt))))

@@ -1,0 +1,157 @@
+"""The scheduled side of tickets, run through RQ as the worker runs them, with an explicit `now`:
+auto-close, SLA reminders and escalation, the unassigned queue, periodic scheduling."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from inbox.actions.assignment import do_set_availability
+from inbox.actions.tickets import do_add_ticket_note, do_change_status
+from inbox.actions.workspace import do_create_user
+from inbox.broker import get_queue
+from inbox.extensions import db
+from inbox.models import (
+    Availability, Conversation, Notification, Role, Ticket, TicketEvent, TicketSettings, TicketStatus, User,
+)
+from inbox.periodic import enqueue_due
+
+from ..conftest import PASSWORD, run_jobs
+from .ticket_fixtures import T0, admin, contact, customer_writes, fresh, make_ticket  # noqa: F401
+
+
+def run(app, job: str, now) -> None:
+    get_queue().enqueue(f"inbox.jobs.tickets.{job}", now.isoformat())
+    run_jobs(app)
+
+
+def test_auto_close_counts_from_the_last_customer_message_not_the_last_update(
+        app, sms_channel, agent, contact, fake_twilio):
+    quiet = make_ticket(contact, subject="Attente du bon de commande", assignee=agent)
+    do_change_status(quiet, TicketStatus.WAITING_ON_CUSTOMER, actor=agent, now=T0, notify_customer=False)
+    quiet.last_customer_message_at = T0 - timedelta(days=1)
+    db.session.commit()
+    # The agent keeps working on it: updates do not hold the clock back.
+    do_add_ticket_note(quiet, "Relancé par téléphone, pas de réponse", actor=agent, internal=True,
+                       now=T0 + timedelta(days=4, hours=20))
+    recent = make_ticket(contact, subject="Question de facturation", assignee=agent)
+    do_change_status(recent, TicketStatus.WAITING_ON_CUSTOMER, actor=agent, now=T0 - timedelta(days=10),
+                     notify_customer=False)
+    recent.last_customer_message_at = T0 + timedelta(days=1)
+    silent = make_ticket(contact, subject="Résolu sans réponse", assignee=agent)
+    do_change_status(silent, TicketStatus.RESOLVED, actor=agent, now=T0 - timedelta(days=1), notify_customer=False)
+    db.session.commit()
+
+    run(app, "auto_close_sweep", T0 + timedelta(days=5))
+
+    assert fresh(Ticket, quiet.id).status == "closed"  # 6 days since the customer last wrote
+    assert fresh(Ticket, recent.id).status == "waiting_on_customer"  # only 4 days
+    assert fresh(Ticket, silent.id).status == "closed"  # never wrote: counted from the resolution
+    bodies = [m["Body"] for m in fake_twilio.sent]
+    assert len(bodies) == 2 and all("5 days" in b or "5 jours" in b for b in bodies)
+    assert f"{quiet.reference} " in " ".join(bodies)
+    assert db.session.scalar(select(func.count(TicketEvent.id)).where(TicketEvent.kind == "auto_closed")) == 2
+
+    run(app, "auto_close_sweep", T0 + timedelta(days=5, hours=1))  # idempotent
+    assert len(fake_twilio.sent) == 2
+
+
+def test_auto_close_delay_is_a_workspace_setting(app, sms_channel, agent, contact, workspace):
+    settings = TicketSettings.ensure(workspace.id)
+    settings.auto_close_days = 2
+    db.session.commit()
+    ticket = make_ticket(contact)
+    do_change_status(ticket, TicketStatus.WAITING_ON_CUSTOMER, actor=agent, now=T0, notify_customer=False)
+    run(app, "auto_close_sweep", T0 + timedelta(days=1))
+    assert fresh(Ticket, ticket.id).status == "waiting_on_customer"
+    run(app, "auto_close_sweep", T0 + timedelta(days=2, minutes=1))
+    assert fresh(Ticket, ticket.id).status == "closed"
+
+
+def test_assignee_is_reminded_six_hours_before_a_deadline_once(app, agent, contact):
+    ticket = make_ticket(contact, category="billing", priority="medium", assignee=agent)
+    # billing / medium: first response within 6 business hours → Monday 16:00 Paris (15:00 UTC)
+    assert ticket.first_response_due_at == T0 + timedelta(hours=6)
+
+    run(app, "sla_sweep", T0 - timedelta(minutes=5))  # 6 h 05 before: not yet
+    assert db.session.scalar(select(func.count(Notification.id)).where(Notification.kind == "sla_warning")) == 0
+    run(app, "sla_sweep", T0 + timedelta(minutes=5))
+    run(app, "sla_sweep", T0 + timedelta(minutes=10))  # a second run reminds nobody twice
+
+    warnings = db.session.scalars(select(Notification).where(Notification.kind == "sla_warning")).all()
+    assert [(n.user_id, n.data["target"]) for n in warnings] == [(agent.id, "first_response")]
+    assert fresh(Ticket, ticket.id).first_response_reminded_at is not None
+
+
+def test_breached_deadline_escalates_once_raising_priority_and_telling_admins(
+        app, client, sms_channel, agent, admin, contact):
+    conversation = customer_writes(client, sms_channel, "Le site est en panne")
+    ticket = make_ticket(contact, category="technical", priority="medium", assignee=agent, conversation=conversation)
+    late = ticket.first_response_due_at + timedelta(minutes=1)
+
+    run(app, "sla_sweep", late)
+    run(app, "sla_sweep", late + timedelta(minutes=5))
+
+    ticket = fresh(Ticket, ticket.id)
+    assert ticket.priority == "high" and ticket.first_response_breached_at is not None
+    breached = db.session.scalars(select(Notification).where(Notification.kind == "sla_breached")).all()
+    assert sorted(n.user_id for n in breached) == sorted([admin.id, agent.id])
+    assert db.session.get(Conversation, conversation.id).priority == "high"  # shown in the inbox
+    assert db.session.scalar(select(func.count(TicketEvent.id)).where(TicketEvent.kind == "sla_breached")) == 1
+
+    run(app, "sla_sweep", ticket.resolution_due_at + timedelta(minutes=1))
+    ticket = fresh(Ticket, ticket.id)
+    assert ticket.priority == "critical" and ticket.resolution_breached_at is not None
+    paged = db.session.scalars(select(Notification.user_id).where(Notification.kind == "critical_ticket")).all()
+    assert paged == [admin.id]  # nobody on call: the admins are paged
+
+
+def test_a_reply_from_the_inbox_counts_as_the_first_response(app, logged_in, client, sms_channel, agent, contact):
+    conversation = customer_writes(client, sms_channel, "Bonjour")
+    ticket = make_ticket(contact, conversation=conversation, assignee=agent)
+    logged_in.post(f"/inbox/c/{conversation.id}/reply", data={"body": "Nous regardons", "idempotency_key": "k"},
+                   headers={"HX-Request": "true"})
+    run(app, "sla_sweep", ticket.first_response_due_at + timedelta(hours=1))
+    ticket = fresh(Ticket, ticket.id)
+    assert ticket.first_responded_at is not None and ticket.first_response_breached_at is None
+    assert ticket.priority == "medium"
+
+
+def test_unassigned_tickets_go_to_the_least_loaded_available_agent(app, workspace, agent, contact):
+    settings = TicketSettings.ensure(workspace.id)
+    settings.auto_assign = True
+    db.session.commit()
+    bob = do_create_user(workspace, email="bob@example.test", name="Bob", password=PASSWORD, role=Role.AGENT)
+    away = do_create_user(workspace, email="zoe@example.test", name="Zoé", password=PASSWORD, role=Role.AGENT)
+    for user in (agent, bob):
+        user.availability = Availability.ONLINE
+    away.availability = Availability.OFFLINE
+    db.session.commit()
+    agent_id, bob_id = agent.id, bob.id
+    make_ticket(contact, assignee=agent, subject="Déjà pris")
+
+    created = [make_ticket(contact, subject=f"Demande {i}", now=T0 + timedelta(minutes=i)) for i in range(3)]
+    owners = [fresh(Ticket, t.id).assignee_id for t in created]
+    assert owners == [bob_id, agent_id, bob_id]  # least load, then whoever waited longest
+
+    night = T0 + timedelta(hours=12)  # 22:00 in Paris: outside working hours, nobody is available
+    assert fresh(Ticket, make_ticket(contact, subject="La nuit", now=night).id).assignee_id is None
+    run(app, "auto_assign_sweep", T0 + timedelta(days=1))  # the queue drains in the morning
+    assert db.session.scalar(select(func.count(Ticket.id)).where(Ticket.assignee_id.is_(None))) == 0
+
+    moved = do_set_availability(fresh(User, bob_id), Availability.OFFLINE, now=T0 + timedelta(days=1, hours=1))
+    assert moved >= 2  # bob's tickets not yet started go to the colleague still online
+    assert db.session.scalar(select(func.count(Ticket.id)).where(Ticket.assignee_id == bob_id)) == 0
+
+
+def test_periodic_jobs_are_enqueued_once_per_slot_whatever_the_number_of_workers(app):
+    first = enqueue_due(T0)
+    again = enqueue_due(T0 + timedelta(seconds=20))  # another worker, same slots
+    assert first and again == []
+    assert all(job_id.startswith("periodic-") for job_id in first)
+    assert set(get_queue().job_ids) == set(first)
+    later = enqueue_due(T0 + timedelta(minutes=5))  # the next SLA / assignment slots
+    assert {j.split("-")[1] for j in later} == {"sla_sweep", "auto_assign_sweep"}
+    run_jobs(app)  # and they run cleanly, here on an empty database
+    assert {get_queue().fetch_job(j).get_status() for j in first + later} == {"finished"}

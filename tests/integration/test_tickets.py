@@ -1,0 +1,270 @@
+"""Tickets as agents use them: escalate a conversation, create from a client page, reply or
+note, move through the status flow, assign, see the list; and nothing leaks across workspaces."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import timedelta
+
+from sqlalchemy import event, func, select
+
+from inbox.actions.tickets import do_change_status, on_customer_message
+from inbox.actions.workspace import do_create_contact, do_create_user, do_create_workspace
+from inbox.broker import redis_client, workspace_channel
+from inbox.extensions import db
+from inbox.kinds import ChannelKind
+from inbox.models import (
+    Message, Notification, Role, Ticket, TicketConversation, TicketEvent, TicketStatus, utcnow,
+)
+
+from ..conftest import PASSWORD, login, run_jobs
+from .ticket_fixtures import T0, admin, contact, customer_writes, fresh, make_ticket  # noqa: F401
+
+HX = {"HX-Request": "true"}
+
+
+def test_escalating_a_conversation_opens_a_numbered_ticket_and_tells_the_customer(
+        app, logged_in, client, sms_channel, agent, fake_twilio):
+    conversation = customer_writes(client, sms_channel, "Mon terminal de paiement ne s'allume plus")
+    thread = logged_in.get(f"/inbox/c/{conversation.id}").get_data(as_text=True)
+    assert f"/tickets/new?conversation_id={conversation.id}" in thread  # the "Escalate to ticket" button
+
+    form = logged_in.get(f"/tickets/new?conversation_id={conversation.id}").get_data(as_text=True)
+    assert "Mon terminal de paiement ne s&#39;allume plus" in form  # subject and description prefilled
+    response = logged_in.post("/tickets", data={
+        "conversation_id": conversation.id, "subject": "Terminal de paiement HS", "description": "Écran noir",
+        "category": "technical", "priority": "high", "tags": "terminal, urgent", "assignee_id": "me",
+        "notify": ["0", "1"]})
+
+    assert response.status_code == 303
+    ticket = fresh(Ticket, int(response.headers["Location"].rsplit("/", 1)[1]))
+    assert ticket.reference == "TKT-000001" and ticket.status == "open" and ticket.source == "conversation"
+    assert ticket.category == "technical" and ticket.priority == "high" and ticket.tags == ["terminal", "urgent"]
+    assert ticket.assignee_id == agent.id
+    assert ticket.first_response_due_at < ticket.resolution_due_at  # computed in business time and stored
+    assert db.session.get(TicketConversation, (ticket.id, conversation.id)) is not None
+    run_jobs(app)
+    assert len(fake_twilio.sent) == 1
+    assert "TKT-000001" in fake_twilio.sent[0]["Body"] and fake_twilio.sent[0]["To"] == "+33612345678"
+
+    page = logged_in.get(f"/tickets/{ticket.id}").get_data(as_text=True)
+    assert "Terminal de paiement HS" in page and "Écran noir" in page and 'id="ticket-side"' in page
+
+
+def test_client_page_creates_a_ticket_and_reports_every_wrong_field(app, logged_in, contact):
+    page = logged_in.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    assert f"/tickets/new?contact_id={contact.id}" in page and "Create ticket" in page
+
+    bad = logged_in.post("/tickets", data={"contact_id": contact.id, "subject": "  ", "category": "weather",
+                                           "priority": "medium"})
+    assert bad.status_code == 422
+    html = bad.get_data(as_text=True)
+    assert "Give the ticket a subject." in html and "Unknown category." in html
+
+    ok = logged_in.post("/tickets", data={"contact_id": contact.id, "subject": "Facture en double",
+                                          "category": "billing", "priority": "medium", "notify": "0"})
+    assert ok.status_code == 303
+    assert db.session.scalar(select(func.count(Ticket.id))) == 1
+
+
+def test_internal_notes_never_leave_and_public_replies_go_to_the_customer(
+        app, logged_in, client, sms_channel, agent, contact, fake_twilio):
+    ticket = make_ticket(contact)
+    note = logged_in.post(f"/tickets/{ticket.id}/notes", headers=HX,
+                          data={"body": "Client VIP, rappeler avant midi", "internal": "1", "idempotency_key": "n1"})
+    assert note.status_code == 200 and "msg-note" in note.get_data(as_text=True)
+    logged_in.post(f"/tickets/{ticket.id}/notes", headers=HX,
+                   data={"body": "Client VIP, rappeler avant midi", "internal": "1", "idempotency_key": "n1"})
+    run_jobs(app)
+    assert fake_twilio.sent == []
+
+    reply = logged_in.post(f"/tickets/{ticket.id}/notes", headers=HX,
+                           data={"body": "Bonjour Élodie, le colis part demain.", "idempotency_key": "r1"})
+    assert reply.status_code == 200
+    run_jobs(app)
+    assert [m["Body"] for m in fake_twilio.sent] == ["Bonjour Élodie, le colis part demain."]
+
+    ticket = fresh(Ticket, ticket.id)
+    assert ticket.first_responded_at is not None and ticket.status == "in_progress"
+    assert ticket.assignee_id == agent.id  # whoever answers first owns it
+    public = TicketEvent.public_of(ticket.id)  # what a portal or customer API may show
+    assert all(not e.internal for e in public) and "internal_note" not in {e.kind for e in public}
+    assert db.session.scalar(select(func.count(TicketEvent.id)).where(TicketEvent.kind == "internal_note")) == 1
+    empty = logged_in.post(f"/tickets/{ticket.id}/notes", headers=HX, data={"body": "  ", "internal": "1"})
+    assert empty.status_code == 422 and empty.headers["HX-Retarget"] == "#ticket-composer"
+
+
+def test_status_flow_refuses_illegal_moves_with_a_message(app, logged_in, contact):
+    ticket = make_ticket(contact)
+    url = f"/tickets/{ticket.id}/status"
+    assert logged_in.post(url, headers=HX, data={"status": "in_progress"}).status_code == 200
+    assert logged_in.post(url, headers=HX, data={"status": "closed", "notify": "0"}).status_code == 200
+    refused = logged_in.post(url, headers=HX, data={"status": "open"})
+    assert refused.status_code == 409
+    assert "closed ticket" in json.loads(refused.headers["HX-Trigger"])["toast"]["message"]
+    assert refused.headers["HX-Reswap"] == "none"
+    assert logged_in.post(url, headers=HX, data={"status": "exploded"}).status_code == 422
+    assert fresh(Ticket, ticket.id).status == "closed" and fresh(Ticket, ticket.id).closed_at is not None
+
+
+def test_assignment_notifies_the_agent_live_in_the_bell(app, client, agent, admin, contact):
+    ticket = make_ticket(contact)
+    login(client, admin)
+    pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(workspace_channel(agent.workspace_id))
+    assert client.post(f"/tickets/{ticket.id}/assign", headers=HX, data={"assignee_id": str(agent.id)}).status_code == 200
+    events, deadline = [], time.monotonic() + 2
+    while time.monotonic() < deadline and not {f"notifications-{agent.id}", "ticket-changed"} <= set(events):
+        message = pubsub.get_message(timeout=0.2)
+        if message is not None:
+            events.append(json.loads(message["data"])["type"])
+    pubsub.close()
+    assert f"notifications-{agent.id}" in events and "ticket-changed" in events
+
+    notification = db.session.scalar(select(Notification).where(Notification.user_id == agent.id))
+    assert notification.kind == "assigned" and notification.ticket_id == ticket.id
+    client.post("/logout")
+    login(client, agent)
+    bell = client.get("/notifications/bell", headers=HX).get_data(as_text=True)
+    assert 'data-unread="1"' in bell and f'sse:notifications-{agent.id}' in bell
+    assert client.get(f"/notifications/{notification.id}").status_code == 302
+    assert 'data-unread="0"' in client.get("/notifications/bell", headers=HX).get_data(as_text=True)
+
+
+def test_customer_reply_reopens_a_resolved_ticket_within_the_window(app, client, sms_channel, agent, contact):
+    conversation = customer_writes(client, sms_channel, "Toujours pas reçu")
+    ticket = make_ticket(contact, conversation=conversation, assignee=agent, now=utcnow())
+    do_change_status(ticket, TicketStatus.RESOLVED, actor=agent, notify_customer=False)
+
+    customer_writes(client, sms_channel, "Finalement le colis est abîmé")
+    message = db.session.scalar(select(Message).order_by(Message.id.desc()))
+    assert [t.id for t in on_customer_message(message.conversation, message)] == [ticket.id]
+    on_customer_message(message.conversation, message)  # a second call changes nothing
+
+    ticket = fresh(Ticket, ticket.id)
+    assert ticket.status == "in_progress" and ticket.reopened_count == 1 and ticket.resolved_at is None
+    assert ticket.last_customer_message_at == message.created_at
+    kinds = db.session.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == ticket.id)).all()
+    assert kinds.count("customer_message") == 1 and "reopened" in kinds
+    replied = db.session.scalar(select(Notification).where(Notification.kind == "customer_replied"))
+    assert replied.user_id == agent.id and replied.data["reopened"] is True
+
+
+def test_customer_reply_after_the_reopen_window_or_a_rating_digit_does_not_reopen(app, client, sms_channel, agent, contact):
+    conversation = customer_writes(client, sms_channel, "Bonjour")
+    ticket = make_ticket(contact, conversation=conversation, assignee=agent, now=utcnow())
+    do_change_status(ticket, TicketStatus.RESOLVED, actor=agent)  # asks for a rating on SMS
+    assert fresh(Ticket, ticket.id).rating_requested_at is not None
+
+    customer_writes(client, sms_channel, "5")
+    digit = db.session.scalar(select(Message).order_by(Message.id.desc()))
+    on_customer_message(digit.conversation, digit)
+    assert fresh(Ticket, ticket.id).status == "resolved"  # the routing step records the rating
+
+    customer_writes(client, sms_channel, "Autre chose")
+    late = db.session.scalar(select(Message).order_by(Message.id.desc()))
+    on_customer_message(late.conversation, late, now=utcnow() + timedelta(days=8))  # window: 7 days
+    assert fresh(Ticket, ticket.id).status == "resolved"
+
+
+def test_waiting_on_customer_goes_back_to_the_team_when_the_customer_answers(app, client, sms_channel, agent, contact):
+    conversation = customer_writes(client, sms_channel, "Bonjour")
+    ticket = make_ticket(contact, conversation=conversation, now=utcnow())
+    do_change_status(ticket, TicketStatus.WAITING_ON_CUSTOMER, actor=agent, notify_customer=False)
+    customer_writes(client, sms_channel, "Voici mon numéro de commande : 4471")
+    message = db.session.scalar(select(Message).order_by(Message.id.desc()))
+    on_customer_message(message.conversation, message)
+    assert fresh(Ticket, ticket.id).status == "open"  # unassigned → back to the queue
+
+
+def test_agents_of_another_workspace_get_404_everywhere(app, logged_in, agent, contact):
+    other = do_create_workspace("Concurrent", slug="other-ws")
+    stranger = do_create_contact(other, name="Client de B", identities={ChannelKind.SMS: "+33700000001"})
+    foreign = make_ticket(stranger, subject="Secret de B")
+    mine = make_ticket(contact)
+    assert foreign.number == mine.number == 1  # numbers are per workspace
+
+    base = f"/tickets/{foreign.id}"
+    assert logged_in.get(base).status_code == 404
+    assert logged_in.get(base + "/timeline").status_code == 404
+    assert logged_in.get(base + "/side").status_code == 404
+    for path, data in [("/status", {"status": "closed"}), ("/assign", {"assignee_id": "me"}),
+                       ("/priority", {"priority": "low"}), ("/notes", {"body": "x", "internal": "1"}),
+                       ("/time", {"minutes": "10"}), ("/timer", {"action": "start"})]:
+        assert logged_in.post(base + path, data=data).status_code == 404, path
+    assert logged_in.get(f"/contacts/{stranger.id}").status_code == 404
+    assert logged_in.get(f"/tickets/new?contact_id={stranger.id}").status_code == 404
+    assert logged_in.post("/tickets", data={"contact_id": stranger.id, "subject": "x"}).status_code == 404
+    listing = logged_in.get("/tickets?status=any&q=Secret").get_data(as_text=True)
+    assert "Secret de B" not in listing
+    assert fresh(Ticket, foreign.id).status == "open"
+
+
+def test_ticket_list_filters_and_query_count_does_not_grow_with_page_size(app, logged_in, agent, contact):
+    for i in range(30):
+        make_ticket(contact, subject=f"Demande {i}", priority="critical" if i % 10 == 0 else "medium",
+                    assignee=agent if i % 2 else None, now=T0 + timedelta(minutes=i))
+
+    def queries_for(page_size: int):
+        app.config["TICKETS_PAGE_SIZE"] = page_size
+        statements = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            response = logged_in.get("/tickets")
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert response.status_code == 200
+        return len(statements), response.get_data(as_text=True)
+
+    few, html_few = queries_for(5)
+    many, html_many = queries_for(30)
+    assert len(re.findall(r'id="ticket-\d+"', html_few)) == 5
+    assert len(re.findall(r'id="ticket-\d+"', html_many)) == 30
+    assert few == many, (few, many)
+    assert few <= 12
+
+    fragment = logged_in.get("/tickets?priority=critical", headers={**HX, "HX-Target": "ticket-list"})
+    assert len(re.findall(r'id="ticket-\d+"', fragment.get_data(as_text=True))) == 3
+    assert "<html" not in fragment.get_data(as_text=True) and 'id="kpis"' in fragment.get_data(as_text=True)
+    mine = logged_in.get("/tickets?assignee=me", headers={**HX, "HX-Target": "ticket-list"}).get_data(as_text=True)
+    assert len(re.findall(r'id="ticket-\d+"', mine)) == 15
+    found = logged_in.get("/tickets?q=TKT-000007", headers={**HX, "HX-Target": "ticket-list"}).get_data(as_text=True)
+    assert re.findall(r">TKT-\d+<", found) == [">TKT-000007<"]
+    page = logged_in.get("/tickets").get_data(as_text=True)
+    assert "target 0" in page  # the KPI strip: unassigned, open critical
+
+    app.config["TICKETS_PAGE_SIZE"] = 25
+    first = logged_in.get("/tickets").get_data(as_text=True)
+    after = re.search(r'after=([\d_.]+)', first).group(1)
+    rest = logged_in.get(f"/tickets?after={after}", headers=HX).get_data(as_text=True)
+    assert len(re.findall(r'id="ticket-\d+"', rest)) == 5
+
+
+def test_rating_link_records_one_rating(app, client, agent, contact):
+    from inbox.actions.ratings import rating_url
+
+    ticket = make_ticket(contact, assignee=agent)
+    do_change_status(ticket, TicketStatus.RESOLVED, actor=agent, notify_customer=False)
+    path = rating_url(ticket).removeprefix(app.config["PUBLIC_BASE_URL"])
+    assert client.get(path).status_code == 200
+    assert client.get(path[:-3] + "xyz").status_code == 404  # altered token
+    assert client.post(path, data={"score": "9"}).status_code == 422
+    done = client.post(path, data={"score": "4", "comment": "Rapide et aimable"})
+    assert done.status_code == 200 and "Thank you" in done.get_data(as_text=True)
+    again = client.post(path, data={"score": "1"})
+    assert again.status_code == 200
+    ticket = fresh(Ticket, ticket.id)
+    assert ticket.rating.score == 4 and ticket.rating.agent_id == agent.id and ticket.rating.source == "link"
+
+
+def test_other_agent_sees_the_ticket_in_the_inbox_contact_card(app, client, workspace, sms_channel, contact):
+    conversation = customer_writes(client, sms_channel, "Bonjour")
+    ticket = make_ticket(contact, conversation=conversation)
+    colleague = do_create_user(workspace, email="bob@example.test", name="Bob", password=PASSWORD,
+                               role=Role.AGENT)
+    login(client, colleague)
+    thread = client.get(f"/inbox/c/{conversation.id}").get_data(as_text=True)
+    assert ticket.reference in thread and f"/tickets/{ticket.id}" in thread

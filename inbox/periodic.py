@@ -21,6 +21,7 @@ PERIODIC: list[tuple[str, int]] = [
     ("inbox.jobs.tickets.auto_assign_sweep", 60),
     ("inbox.jobs.tickets.auto_close_sweep", 60 * 60),
     ("inbox.jobs.tickets.budget_sweep", 60 * 60),
+    ("inbox.jobs.appointments.reminder_sweep", 5 * 60),
 ]
 
 

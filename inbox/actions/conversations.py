@@ -8,7 +8,7 @@ from .. import outbox
 from ..channels.registry import can_send_text
 from ..extensions import db
 from ..models import (
-    Attachment, Channel, ContactIdentity, Conversation, ConversationStatus, DeliveryStatus, Direction,
+    Attachment, Channel, Contact, ContactIdentity, Conversation, ConversationStatus, DeliveryStatus, Direction,
     Message, Priority, SenderKind, User, utcnow,
 )
 from ..errors import ValidationError
@@ -65,6 +65,25 @@ def reply_channels(conversation: Conversation) -> list[Channel]:
     return channels
 
 
+def pick_reply_channel(conversation: Conversation, contact: Contact, channel_id: int | None = None) -> Channel:
+    """The channel a message to this contact goes out on: the one asked for, else the
+    conversation's own, else the contact's preferred one, else any that reaches them."""
+    channels = reply_channels(conversation)
+    if channel_id is not None:
+        for channel in channels:
+            if channel.id == channel_id:
+                return channel
+    elif channels:
+        for channel in channels:
+            if channel.id == conversation.channel_id:
+                return channel
+        for channel in channels:
+            if channel.kind == contact.preferred_channel:
+                return channel
+        return channels[0]
+    raise ValidationError(_("This contact cannot be reached on that channel."), field="channel")
+
+
 def access_reply_channel(conversation: Conversation, channel_id: int | None) -> Channel:
     channels = reply_channels(conversation)
     for channel in channels:
@@ -118,6 +137,20 @@ def do_send_reply(conversation: Conversation, text: str, *, actor: User, channel
     schedule_delivery(message)
     announce_message(message)
     outbox.commit()
+    return message
+
+
+def do_send_bot_reply(conversation: Conversation, text: str, *, channel: Channel, meta: dict | None = None,
+                      commit: bool = True) -> Message:
+    """Sara or an automation answering the customer: an agent's reply path, sent as the bot
+    (marked Auto-Submitted in email so vacation responders stay quiet)."""
+    message = _new_message(conversation, text, actor=None, channel=channel, idempotency_key=None, internal=False)
+    message.meta = meta or None
+    db.session.flush()
+    schedule_delivery(message)
+    announce_message(message)
+    if commit:
+        outbox.commit()
     return message
 
 
@@ -186,12 +219,13 @@ def _by_idempotency_key(conversation: Conversation, key: str) -> Message | None:
     return db.session.scalar(stmt)
 
 
-def _new_message(conversation: Conversation, text: str, *, actor: User, channel: Channel | None,
+def _new_message(conversation: Conversation, text: str, *, actor: User | None, channel: Channel | None,
                  idempotency_key: str | None, internal: bool) -> Message:
     message = Message(
         workspace_id=conversation.workspace_id, conversation=conversation,
         contact_id=conversation.contact_id, channel_id=channel.id if channel else None,
-        direction=Direction.OUTBOUND, sender_kind=SenderKind.AGENT, sender_user_id=actor.id,
+        direction=Direction.OUTBOUND, sender_kind=SenderKind.AGENT if actor else SenderKind.BOT,
+        sender_user_id=actor.id if actor else None,
         body=text, internal=internal, idempotency_key=idempotency_key,
         delivery_status=DeliveryStatus.QUEUED if not internal else DeliveryStatus.READ,
         status_changed_at=utcnow(), created_at=utcnow(),

@@ -33,7 +33,7 @@ from ..models.sla import SlaPolicy, calendar_of, deadlines, targets_for
 from ..models.ticket import check_transition, raised_priority
 from ..orchestrator.delivery import schedule_delivery
 from ..orchestrator.ingest import announce_message, touch_conversation
-from .conversations import check_reply, do_send_reply, reply_channels
+from .conversations import check_reply, do_send_reply, pick_reply_channel
 from .notifications import admins_of, notify, notify_many
 
 log = logging.getLogger(__name__)
@@ -378,7 +378,7 @@ def do_add_ticket_note(ticket: Ticket, text: str, *, actor: User, internal: bool
         outbox.commit()
         return event
     conversation = _conversation_for(ticket, automated=False)
-    channel = _pick_channel(conversation, ticket.contact, channel_id)
+    channel = pick_reply_channel(conversation, ticket.contact, channel_id)
     text = check_reply(text, channel)
     if conversation.id is None:
         conversation.assignee_id = ticket.assignee_id or actor.id
@@ -663,29 +663,12 @@ def _conversation_for(ticket: Ticket, *, automated: bool) -> Conversation:
     return conversation
 
 
-def _pick_channel(conversation: Conversation, contact: Contact, channel_id: int | None) -> Channel:
-    channels = reply_channels(conversation)
-    if channel_id is not None:
-        for channel in channels:
-            if channel.id == channel_id:
-                return channel
-    elif channels:
-        for channel in channels:
-            if channel.id == conversation.channel_id:
-                return channel
-        for channel in channels:
-            if channel.kind == contact.preferred_channel:
-                return channel
-        return channels[0]
-    raise ValidationError(_("This contact cannot be reached on that channel."), field="channel")
-
-
 def _tell_customer(ticket: Ticket, what: str, *, now: datetime, **facts) -> Message | None:
     """An automated message to the customer, in their language, on their channel. Skipped (and
     logged) when no channel reaches them: the ticket's history says so."""
     conversation = _conversation_for(ticket, automated=True)
     try:
-        channel = _pick_channel(conversation, ticket.contact, None)
+        channel = pick_reply_channel(conversation, ticket.contact, None)
     except ValidationError:
         log.info("customer not told ticket_id=%s what=%s: no channel reaches the contact", ticket.id, what)
         _event(ticket, TicketEventKind.CUSTOMER_NOTIFIED, now=now, data={"what": what, "sent": False})

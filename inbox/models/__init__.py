@@ -1,6 +1,8 @@
 """Models hold invariants and queries; no Redis, no HTTP."""
 
+from .appointment import Appointment, AppointmentStatus
 from .base import utcnow
+from .sara import KnowledgeArticle, SaraDecision, SaraIntent, SaraSettings, TrainingExample
 from .channel import Channel, ChannelKind, Provider
 from .contact import Contact, ContactIdentity
 from .conversation import Conversation, ConversationStatus, Priority
@@ -18,6 +20,8 @@ from .budget import Budget, BudgetAlert, BudgetPeriod, BudgetUse
 from .notification import Notification, NotificationKind
 
 __all__ = [
+    "KnowledgeArticle", "SaraDecision", "SaraIntent", "SaraSettings", "TrainingExample",
+    "Appointment", "AppointmentStatus",
     "Attachment", "Availability", "Channel", "ChannelKind", "Contact", "ContactIdentity",
     "Conversation", "ConversationStatus", "DeliveryStatus", "Direction", "Message",
     "OutboxEntry", "OutboxKind", "Priority", "Provider", "Role", "SenderKind", "User",

@@ -104,6 +104,7 @@ def seed_demo() -> str:
         _work_on(contact.id, index, admin=admin, agents=agents)
     from inbox.demo_tickets import seed_tickets
     tickets = seed_tickets(workspace, admin=admin, agents=agents)
+    from inbox.demo_outbound import seed_outbound; seed_outbound(workspace, admin=admin)  # noqa: E702 (issue 8)
     return f"Demo workspace created: {len(CLIENTS)} clients, {len(channels)} channels, {tickets}."
 
 

@@ -88,3 +88,5 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(simulate)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(seed_command)
+    from .cli_api import api_token_cli  # REST API tokens (issue 4)
+    app.cli.add_command(api_token_cli)

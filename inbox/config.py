@@ -44,6 +44,8 @@ def load_config(instance_path: Path) -> dict:
         "DELIVERY_RETRY_INTERVALS": [
             int(s) for s in env("DELIVERY_RETRY_INTERVALS", "10,30,120,600,1800").split(",")
         ],
+        # Seconds to wait after a provider's 429 that gave no Retry-After (Twilio never does).
+        "DELIVERY_RATE_LIMIT_DELAY": int(env("DELIVERY_RATE_LIMIT_DELAY", "30")),
         "INBOX_PAGE_SIZE": int(env("INBOX_PAGE_SIZE", "25")),
         "LOG_LEVEL": env("LOG_LEVEL", "INFO"),
     }

@@ -36,6 +36,15 @@ class TransientDeliveryError(ChannelError):
     """The provider may accept the message later: the job is retried with backoff."""
 
 
+class RateLimited(TransientDeliveryError):
+    """The provider asked us to slow down (HTTP 429, Telegram flood control): the send is tried
+    again after `retry_after` seconds (a default delay when the provider gave none)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PermanentDeliveryError(ChannelError):
     """The provider refused the message for good: it is marked failed with this reason."""
 

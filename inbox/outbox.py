@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis
 from rq import Retry
@@ -26,12 +26,15 @@ _SESSION_KEY = "outbox_entries"
 
 def enqueue_job(
     func: str, *args, job_id: str, workspace_id: int | None = None,
-    retry_intervals: list[int] | None = None, queue: str = "default",
+    retry_intervals: list[int] | None = None, queue: str = "default", delay: float | None = None,
 ) -> None:
-    """Promise to run `func(*args)` once the current transaction commits."""
+    """Promise to run `func(*args)` once the current transaction commits (`delay` seconds later
+    when given: RQ's scheduler, so the worker must run with it)."""
+    payload = {"args": list(args), "queue": queue, "retry": retry_intervals or []}
+    if delay:
+        payload["at"] = (utcnow() + timedelta(seconds=delay)).isoformat()
     _add(OutboxEntry(
-        workspace_id=workspace_id, kind=OutboxKind.JOB, name=func, job_id=job_id,
-        payload={"args": list(args), "queue": queue, "retry": retry_intervals or []},
+        workspace_id=workspace_id, kind=OutboxKind.JOB, name=func, job_id=job_id, payload=payload,
     ))
 
 
@@ -99,10 +102,13 @@ def _dispatch(entries: list[OutboxEntry]) -> int:
 def _send(entry: OutboxEntry) -> None:
     if entry.kind == OutboxKind.JOB:
         intervals = entry.payload.get("retry") or []
-        get_queue(entry.payload.get("queue", "default")).enqueue(
-            entry.name, *entry.payload.get("args", []), job_id=entry.job_id,
-            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-        )
+        queue = get_queue(entry.payload.get("queue", "default"))
+        retry = Retry(max=len(intervals), interval=intervals) if intervals else None
+        at = datetime.fromisoformat(entry.payload["at"]) if entry.payload.get("at") else None
+        if at is not None and at > utcnow():
+            queue.enqueue_at(at, entry.name, *entry.payload.get("args", []), job_id=entry.job_id, retry=retry)
+        else:
+            queue.enqueue(entry.name, *entry.payload.get("args", []), job_id=entry.job_id, retry=retry)
     else:
         message = json.dumps({"type": entry.name, "data": entry.payload})
         redis_client().publish(workspace_channel(entry.workspace_id), message)

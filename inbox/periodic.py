@@ -21,6 +21,11 @@ PERIODIC: list[tuple[str, int]] = [
     ("inbox.jobs.tickets.auto_assign_sweep", 60),
     ("inbox.jobs.tickets.auto_close_sweep", 60 * 60),
     ("inbox.jobs.tickets.budget_sweep", 60 * 60),
+    ("inbox.jobs.outbound.release_scheduled", 30),  # scheduled messages, campaigns, follow-ups (issue 8)
+    ("inbox.jobs.outbound.campaign_tick", 30),
+    ("inbox.jobs.outbound.followup_sweep", 10 * 60),
+    ("inbox.jobs.channels.imap_poll_sweep", 60),  # mailboxes read over IMAP (issue 3)
+    ("inbox.jobs.channels.vapi_reconcile_sweep", 5 * 60),  # VAPI reports that never arrived
     ("inbox.jobs.appointments.reminder_sweep", 5 * 60),
 ]
 

@@ -12,6 +12,7 @@ from ..errors import ChannelError, ValidationError
 from ..extensions import db
 from ..kinds import ChannelKind, Provider
 from ..models import Channel, User, Workspace
+from .audit import channel_state, record
 
 
 def access_channel(channel_id: int, user: User) -> Channel:
@@ -63,21 +64,43 @@ def do_create_channel_from_form(workspace: Workspace, *, kind: ChannelKind, prov
                       address=values["address"], settings=values["settings"], enabled=True)
     channel.credentials = values["credentials"]
     db.session.add(channel)
+    record(actor, "channel.create", channel, None, channel_state(channel))
     outbox.commit()
     return channel
 
 
 def do_update_channel(channel: Channel, *, values: dict, actor: User) -> None:
+    before = channel_state(channel)
     channel.name = values["name"]
     channel.address = values["address"]
     channel.settings = values["settings"]
     channel.credentials = values["credentials"]
+    record(actor, "channel.update", channel, before, channel_state(channel))
     outbox.commit()
 
 
 def do_set_channel_enabled(channel: Channel, enabled: bool, *, actor: User) -> None:
+    before = channel.enabled
     channel.enabled = enabled
+    record(actor, "channel.enable" if enabled else "channel.disable", channel, {"enabled": before}, {"enabled": enabled})
     outbox.commit()
+
+
+def do_register_telegram_webhook(channel: Channel) -> tuple[bool, str]:
+    """Tell Telegram where to post this bot's updates (setWebhook) with the channel's secret, which
+    Telegram then sends back in X-Telegram-Bot-Api-Secret-Token. Returns (ok, URL or reason)."""
+    from ..orchestrator.delivery import adapter_for, webhook_url
+
+    if channel.kind != ChannelKind.TELEGRAM:
+        return False, _("Only Telegram channels register a webhook.")
+    url = webhook_url(channel)
+    try:
+        adapter_for(channel).set_webhook(url)
+    except ValueError:
+        return False, _("The webhook secret may only contain letters, digits, _ and - (1 to 256 characters).")
+    except ChannelError as exc:
+        return False, str(exc)
+    return True, url
 
 
 def do_test_connection(channel: Channel) -> tuple[bool, str]:

@@ -12,7 +12,7 @@ from ..models import (
     Message, Priority, SenderKind, User, utcnow,
 )
 from ..errors import ValidationError
-from ..orchestrator.delivery import schedule_delivery
+from ..orchestrator.delivery import preferred_channels, schedule_delivery
 from ..orchestrator.ingest import announce_message, touch_conversation
 
 # Telegram splits longer texts into several messages (4096 characters each); others refuse.
@@ -60,9 +60,9 @@ def reply_channels(conversation: Conversation) -> list[Channel]:
         Channel.kind.in_(kinds),
     ).order_by(Channel.kind, Channel.name)
     channels = [c for c in db.session.scalars(stmt) if can_send_text(c.kind, c.provider)]
-    # The customer's last channel first: that is where they expect the answer.
-    channels.sort(key=lambda c: c.id != conversation.channel_id)
-    return channels
+    # The channel the customer last wrote on first (that is where they expect the answer), then
+    # their preferred one…: the order fallback follows too (orchestrator/delivery.py).
+    return preferred_channels(conversation, channels)
 
 
 def pick_reply_channel(conversation: Conversation, contact: Contact, channel_id: int | None = None) -> Channel:
@@ -121,7 +121,7 @@ def check_priority(value: str) -> Priority:
 
 # -- do ----------------------------------------------------------------------------------------
 def do_send_reply(conversation: Conversation, text: str, *, actor: User, channel: Channel,
-                  idempotency_key: str | None = None) -> Message:
+                  idempotency_key: str | None = None, meta: dict | None = None) -> Message:
     """Store the agent's reply as queued and promise its delivery. A repeated key returns the first."""
     if idempotency_key:
         existing = _by_idempotency_key(conversation, idempotency_key)
@@ -129,6 +129,8 @@ def do_send_reply(conversation: Conversation, text: str, *, actor: User, channel
             return existing
     message = _new_message(conversation, text, actor=actor, channel=channel,
                            idempotency_key=idempotency_key, internal=False)
+    if meta:  # e.g. {"send": {...}}: an approved WhatsApp template (see orchestrator/delivery._outbound)
+        message.meta = meta
     message.delivery_status = DeliveryStatus.QUEUED
     if conversation.status == ConversationStatus.OPEN and conversation.assignee_id is None:
         conversation.assignee_id = actor.id  # whoever answers first owns it, as in Chatwoot
@@ -174,10 +176,10 @@ def do_assign(conversation: Conversation, assignee: User | None, *, actor: User)
         return
     conversation.assignee = assignee
     if assignee:
-        _system_line(conversation, {"kind": "assigned", "actor": actor.name, "agent": assignee.name},
+        system_line(conversation, {"kind": "assigned", "actor": actor.name, "agent": assignee.name},
                      f"{actor.name} assigned the conversation to {assignee.name}")
     else:
-        _system_line(conversation, {"kind": "unassigned", "actor": actor.name},
+        system_line(conversation, {"kind": "unassigned", "actor": actor.name},
                      f"{actor.name} unassigned the conversation")
     outbox.commit()
 
@@ -190,7 +192,7 @@ def do_set_status(conversation: Conversation, status: ConversationStatus, *, act
             raise ValidationError(_("This contact already has an open conversation."), field="status")
     conversation.status = status
     conversation.resolved_at = utcnow() if status == ConversationStatus.RESOLVED else None
-    _system_line(conversation, {"kind": "status", "actor": actor.name, "status": str(status)},
+    system_line(conversation, {"kind": "status", "actor": actor.name, "status": str(status)},
                  f"{actor.name} marked the conversation {status}")
     outbox.commit()
 
@@ -236,7 +238,7 @@ def _new_message(conversation: Conversation, text: str, *, actor: User | None, c
     return message
 
 
-def _system_line(conversation: Conversation, event: dict, text: str) -> Message:
+def system_line(conversation: Conversation, event: dict, text: str) -> Message:
     """A small activity line in the thread (assignment, status…), agents only."""
     message = Message(
         workspace_id=conversation.workspace_id, conversation=conversation,

@@ -14,9 +14,11 @@ from ..business_time import parse_day_openings, week_to_json
 from ..errors import ValidationError
 from ..extensions import db
 from ..models import Holiday, Priority, SlaPolicy, SlaScope, TicketCategory, TicketSettings, User
+from .audit import record, state
 
 _BOUNDS = {"auto_close_days": (0, 365), "reopen_window_days": (0, 365), "sla_reminder_hours": (1, 72)}
 _FLAGS = ("auto_assign", "request_ratings", "confirm_new_tickets", "email_notifications")
+_AUDITED = (*_BOUNDS, *_FLAGS, "currency", "on_call_user_id")
 
 
 def check_int(value, *, field: str, low: int, high: int) -> int:
@@ -31,6 +33,7 @@ def check_int(value, *, field: str, low: int, high: int) -> int:
 
 def do_update_ticket_settings(workspace_id: int, form: Mapping, *, actor: User) -> TicketSettings:
     settings = TicketSettings.ensure(workspace_id)
+    before = state(settings, _AUDITED)
     for name, (low, high) in _BOUNDS.items():
         if name in form:
             setattr(settings, name, check_int(form[name], field=name, low=low, high=high))
@@ -48,6 +51,7 @@ def do_update_ticket_settings(workspace_id: int, form: Mapping, *, actor: User) 
         settings.on_call_user_id = user.id
     else:
         settings.on_call_user_id = None
+    record(actor, "tickets.settings", settings, before, state(settings, _AUDITED), workspace_id=workspace_id)
     outbox.commit()
     return settings
 
@@ -64,7 +68,10 @@ def do_set_business_hours(workspace_id: int, days: list[str], *, actor: User) ->
         raise ValidationError(_("Open at least one day a week, or SLA deadlines can never be met."),
                               field="business_hours")
     settings = TicketSettings.ensure(workspace_id)
+    before = {"business_hours": settings.business_hours}
     settings.business_hours = week_to_json(week)
+    record(actor, "tickets.business_hours", settings, before, {"business_hours": settings.business_hours},
+           workspace_id=workspace_id)
     outbox.commit()
     return settings
 
@@ -78,7 +85,9 @@ def do_add_holiday(workspace_id: int, day: str, name: str, *, actor: User) -> Ho
     if holiday is None:
         holiday = Holiday(workspace_id=workspace_id, day=parsed)
         db.session.add(holiday)
+    before = {"day": parsed, "name": holiday.name} if holiday.id else None
     holiday.name = " ".join((name or "").split())[:120]
+    record(actor, "tickets.holiday_add", holiday, before, {"day": parsed, "name": holiday.name}, keep=("day",))
     outbox.commit()
     return holiday
 
@@ -86,6 +95,7 @@ def do_add_holiday(workspace_id: int, day: str, name: str, *, actor: User) -> Ho
 def do_remove_holiday(workspace_id: int, holiday_id: int, *, actor: User) -> None:
     holiday = db.session.get(Holiday, holiday_id)
     if holiday is not None and holiday.workspace_id == workspace_id:
+        record(actor, "tickets.holiday_remove", holiday, {"day": holiday.day, "name": holiday.name}, None)
         db.session.delete(holiday)
     outbox.commit()
 
@@ -108,8 +118,11 @@ def do_set_sla_policy(workspace_id: int, scope: str, key: str, *, first_response
     if policy is None:
         policy = SlaPolicy(workspace_id=workspace_id, scope=scope, key=key)
         db.session.add(policy)
+    before = state(policy, ("scope", "key", "first_response_minutes", "resolution_minutes")) if policy.id else None
     policy.first_response_minutes = int(first.total_seconds() // 60)
     policy.resolution_minutes = int(resolution.total_seconds() // 60)
+    record(actor, "tickets.sla_policy", policy, before,
+           state(policy, ("scope", "key", "first_response_minutes", "resolution_minutes")), keep=("scope", "key"))
     outbox.commit()
     return policy
 
@@ -125,6 +138,8 @@ def _hours(value, *, field: str) -> timedelta:
 
 
 def do_set_capacity(user: User, capacity, *, actor: User) -> User:
+    before = user.capacity
     user.capacity = check_int(capacity, field="capacity", low=0, high=500)
+    record(actor, "team.capacity", user, {"capacity": before}, {"capacity": user.capacity})
     outbox.commit()
     return user

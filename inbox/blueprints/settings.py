@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import functools
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from ..actions.channels import (
     access_channel, check_channel_form, check_channel_kind, do_create_channel_from_form,
-    do_set_channel_enabled, do_test_connection, do_update_channel, fields_for,
+    do_register_telegram_webhook, do_set_channel_enabled, do_test_connection, do_update_channel, fields_for,
 )
 from ..channels.registry import ADAPTERS
 from ..crypto import mask
 from ..errors import ValidationError
+from ..errors_http import toast_headers
+from ..kinds import ChannelKind
 from ..models import Channel
 from ..orchestrator.delivery import webhook_url
 
@@ -63,7 +66,7 @@ def new_channel():
             return _form(None, kind, provider, fields, error=exc), 422
         channel = do_create_channel_from_form(current_user.workspace, kind=kind, provider=provider,
                                               values=values, actor=current_user)
-        return redirect(url_for("settings.edit_channel", channel_id=channel.id))
+        return redirect(url_for("settings.edit_channel", channel_id=channel.id, **_register_webhook(channel)))
     return _form(None, kind, provider, fields)
 
 
@@ -78,7 +81,8 @@ def edit_channel(channel_id: int):
         except ValidationError as exc:
             return _form(channel, channel.kind, channel.provider, fields, error=exc), 422
         do_update_channel(channel, values=values, actor=current_user)
-        return redirect(url_for("settings.edit_channel", channel_id=channel.id, saved=1))
+        return redirect(url_for("settings.edit_channel", channel_id=channel.id, saved=1,
+                                **_register_webhook(channel)))
     return _form(channel, channel.kind, channel.provider, fields)
 
 
@@ -87,7 +91,28 @@ def edit_channel(channel_id: int):
 def toggle_channel(channel_id: int):
     channel = access_channel(channel_id, current_user)
     do_set_channel_enabled(channel, request.form.get("enabled") == "1", actor=current_user)
-    return render_template("settings/_channel_row.html", channel=channel, webhook_url=webhook_url)
+    html = render_template("settings/_channel_row.html", channel=channel, webhook_url=webhook_url)
+    if channel.enabled and channel.kind == ChannelKind.TELEGRAM:
+        ok, detail = do_register_telegram_webhook(channel)
+        message = _("Webhook registered with Telegram.") if ok else _("Telegram refused the webhook: %(reason)s",
+                                                                       reason=detail)
+        return make_response(html, 200, toast_headers(message, level="info" if ok else "error"))
+    return html
+
+
+@bp.post("/channels/<int:channel_id>/telegram-webhook")
+@admin_required
+def register_telegram_webhook(channel_id: int):
+    ok, detail = do_register_telegram_webhook(access_channel(channel_id, current_user))
+    return render_template("settings/_webhook_result.html", ok=ok, detail=detail)
+
+
+def _register_webhook(channel) -> dict:
+    """A Telegram bot is pointed at its webhook URL as soon as it is saved (and enabled)."""
+    if channel.kind != ChannelKind.TELEGRAM or not channel.enabled:
+        return {}
+    ok, _detail = do_register_telegram_webhook(channel)
+    return {"webhook": "ok" if ok else "failed"}
 
 
 @bp.post("/channels/<int:channel_id>/test")
@@ -105,4 +130,5 @@ def _form(channel, kind, provider, fields, *, error: ValidationError | None = No
     return render_template("settings/channel_form.html", channel=channel, kind=kind, provider=provider,
                            fields=fields, labels=FIELD_LABELS, values=values, error=error,
                            form=request.form if error else None, saved=request.args.get("saved"),
+                           webhook_state=request.args.get("webhook"),
                            webhook_url=webhook_url)

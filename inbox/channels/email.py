@@ -15,6 +15,8 @@ Configuration (`ChannelConfig`); each key is looked up in `credentials`, then in
               inbound ("sendgrid" | "mailgun" | "imap"), helo_hostname, smtp_timeout, imap_timeout,
               plus_addressing (default true: Reply-To support+<token>@ when meta has
               conversation_id or reply_token), envelope_from, default_subject
+OutboundMessage.meta also honours list_unsubscribe (an https URL): List-Unsubscribe and
+List-Unsubscribe-Post: List-Unsubscribe=One-Click headers (RFC 2369, RFC 8058) for bulk mail.
 
 `config.api_base_url` may be "smtp://127.0.0.1:2525": every send then goes, unauthenticated and
 in clear, to that local server (the sandbox in demos), like the Twilio adapter's fake API.
@@ -237,6 +239,9 @@ class EmailChannel:
             if meta.get("auto_submitted"):  # a bot's answer: RFC 3834, so vacation replies stay quiet
                 msg["Auto-Submitted"] = "auto-replied"
                 msg["X-Auto-Response-Suppress"] = "All"
+            if meta.get("list_unsubscribe"):  # bulk mail: RFC 2369 link + RFC 8058 one-click POST
+                msg["List-Unsubscribe"] = f"<{meta['list_unsubscribe']}>"
+                msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         except (ValueError, TypeError) as exc:  # CR/LF in a header value, malformed address…
             raise PermanentDeliveryError(f"invalid header: {exc}", code="header") from None
 

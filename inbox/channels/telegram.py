@@ -72,7 +72,9 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from ..errors import ChannelError, InvalidSignature, MalformedPayload, PermanentDeliveryError, TransientDeliveryError
+from ..errors import (
+    ChannelError, InvalidSignature, MalformedPayload, PermanentDeliveryError, RateLimited, TransientDeliveryError,
+)
 from ..kinds import ChannelKind, DeliveryStatus, Provider
 from .base import (
     ConfigField,
@@ -99,7 +101,7 @@ ALLOWED_UPDATES = ("message",)
 T = TypeVar("T")
 
 
-class RetryLater(TransientDeliveryError):
+class RetryLater(RateLimited):
     """Telegram's flood control: try again after `retry_after` seconds (not before)."""
 
     def __init__(self, message: str, *, retry_after: float):

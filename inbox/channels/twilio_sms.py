@@ -7,6 +7,7 @@ https://www.twilio.com/docs/usage/security#validating-requests
 from __future__ import annotations
 
 import re
+import urllib.parse
 
 import requests
 from twilio.base.exceptions import TwilioRestException
@@ -14,7 +15,9 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from ..errors import ChannelError, InvalidSignature, MalformedPayload, PermanentDeliveryError, TransientDeliveryError
+from ..errors import (
+    ChannelError, InvalidSignature, MalformedPayload, PermanentDeliveryError, RateLimited, TransientDeliveryError,
+)
 from ..kinds import ChannelKind, DeliveryStatus, Provider
 from .base import (
     ChannelConfig, ConfigField, DeliveryReceipt, InboundMedia, InboundMessage, OutboundMessage, StatusUpdate,
@@ -53,6 +56,12 @@ ERROR_REASONS = {
     "30008": "Unknown error from the carrier",
 }
 TRANSIENT_HTTP = {429, 500, 502, 503, 504}
+# "Too many requests" (20429) and "WhatsApp rate limit exceeded" (63018): Twilio gives no delay,
+# so the delivery policy waits its configured rate-limit delay before the next attempt.
+RATE_LIMIT_CODES = frozenset({"20429", "63018"})
+# Media URLs Twilio hands us live on its API host (then redirect to its CDN, without our credentials).
+TWILIO_MEDIA_HOSTS = ("api.twilio.com",)
+MEDIA_CHUNK_BYTES = 64 * 1024
 
 
 class TwilioSms:
@@ -155,6 +164,8 @@ class TwilioSms:
         try:
             created = self._client().messages.create(**params)
         except TwilioRestException as exc:
+            if exc.status == 429 or str(exc.code) in RATE_LIMIT_CODES:
+                raise RateLimited(f"Twilio answered {exc.status} ({exc.code}): too many requests") from exc
             if exc.status in TRANSIENT_HTTP:
                 raise TransientDeliveryError(f"Twilio answered {exc.status}") from exc
             code = str(exc.code) if exc.code else None
@@ -171,6 +182,35 @@ class TwilioSms:
             ) from exc
         return DeliveryReceipt(provider_message_id=created.sid,
                                status=STATUS_MAP.get(created.status, DeliveryStatus.ACCEPTED))
+
+    def fetch_media(self, url: str, *, max_bytes: int | None = None) -> tuple[bytes, str]:
+        """Download an inbound MediaUrl<n> with the account's credentials (HTTP basic auth, which
+        Twilio requires when media protection is on). Credentials go only to Twilio's API host
+        (or the configured fake); Twilio's redirect to its CDN drops them, as requests does for
+        another host. More than `max_bytes` is refused without reading the rest."""
+        parts = urllib.parse.urlsplit(url)
+        allowed = {*TWILIO_MEDIA_HOSTS}
+        if self.config.api_base_url:
+            allowed.add(urllib.parse.urlsplit(self.config.api_base_url).netloc)
+        if parts.scheme not in ("https", "http") or parts.netloc not in allowed or (
+                parts.scheme == "http" and parts.netloc in TWILIO_MEDIA_HOSTS):
+            raise PermanentDeliveryError("not a Twilio media URL", code="invalid_media_url")
+        try:
+            with requests.get(url, auth=(self.account_sid, self.auth_token), stream=True,
+                              timeout=HTTP_TIMEOUT_SECONDS) as response:
+                if response.status_code == 429 or response.status_code >= 500:
+                    raise TransientDeliveryError(f"Twilio answered {response.status_code} for a media file")
+                if response.status_code >= 400:
+                    raise PermanentDeliveryError(f"Twilio answered {response.status_code} for a media file",
+                                                 code=str(response.status_code))
+                content = bytearray()
+                for chunk in response.iter_content(MEDIA_CHUNK_BYTES):
+                    content.extend(chunk)
+                    if max_bytes is not None and len(content) > max_bytes:
+                        break
+                return bytes(content), response.headers.get("Content-Type", "")
+        except requests.RequestException as exc:  # a read-only call: always safe to retry
+            raise TransientDeliveryError("could not reach Twilio for a media file") from exc
 
     def test_connection(self) -> str:
         try:

@@ -61,7 +61,9 @@ from datetime import UTC, datetime
 
 import requests
 
-from ..errors import ChannelError, InvalidSignature, MalformedPayload, PermanentDeliveryError, TransientDeliveryError
+from ..errors import (
+    ChannelError, InvalidSignature, MalformedPayload, PermanentDeliveryError, RateLimited, TransientDeliveryError,
+)
 from ..kinds import ChannelKind, DeliveryStatus, Provider
 from .base import (
     ConfigField,
@@ -104,6 +106,8 @@ ERROR_REASONS = {
     "132001": "This template does not exist in this language or is not approved",
     "190": "The WhatsApp access token has expired or is invalid",
 }
+# Throttling (API calls, business-use-case, pair rate limit): sent again after a delay.
+RATE_LIMIT_CODES = frozenset({"4", "80007", "130429", "131056"})
 # Rate limits and Meta-side outages, whatever the HTTP status they come with.
 TRANSIENT_CODES = frozenset({"1", "2", "4", "80007", "130429", "131000", "131016", "131056", "133004"})
 
@@ -414,9 +418,21 @@ class WhatsAppMeta:
             error = {}
         code = str(error["code"]) if error.get("code") is not None else None
         text = _error_text(error) or f"Meta answered {response.status_code}"
-        if response.status_code == 429 or response.status_code >= 500 or code in TRANSIENT_CODES:
+        if response.status_code == 429 or code in RATE_LIMIT_CODES:
+            raise RateLimited(f"Meta answered {response.status_code} ({code}): {text}",
+                              retry_after=_retry_after(response.headers.get("Retry-After")))
+        if response.status_code >= 500 or code in TRANSIENT_CODES:
             raise TransientDeliveryError(f"Meta answered {response.status_code} ({code}): {text}")
         raise PermanentDeliveryError(ERROR_REASONS.get(code or "") or text, code=code or str(response.status_code))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (Meta rarely sends it; then the delivery policy's default applies)."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 24 * 3600 else None
 
 
 def _interactive(body: str, choices, meta: Mapping) -> dict:

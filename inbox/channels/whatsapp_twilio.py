@@ -46,10 +46,10 @@ from datetime import UTC, datetime, timedelta
 import requests
 from twilio.base.exceptions import TwilioRestException
 
-from ..errors import MalformedPayload, PermanentDeliveryError, TransientDeliveryError
+from ..errors import MalformedPayload, PermanentDeliveryError, RateLimited, TransientDeliveryError
 from ..kinds import ChannelKind, DeliveryStatus, Provider
 from .base import DeliveryReceipt, InboundMedia, InboundMessage, OutboundMessage, StatusUpdate, WebhookRequest
-from .twilio_sms import ERROR_REASONS, SMS_BODY_LIMIT, STATUS_MAP, TRANSIENT_HTTP, TwilioSms
+from .twilio_sms import ERROR_REASONS, RATE_LIMIT_CODES, SMS_BODY_LIMIT, STATUS_MAP, TRANSIENT_HTTP, TwilioSms
 
 WHATSAPP_PREFIX = "whatsapp:"
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
@@ -238,6 +238,8 @@ class TwilioWhatsApp(TwilioSms):
             return self._client().messages.create(**params)
         except TwilioRestException as exc:
             code = str(exc.code) if exc.code else None
+            if exc.status == 429 or code in RATE_LIMIT_CODES:
+                raise RateLimited(f"Twilio answered {exc.status} ({code}): too many requests") from exc
             if exc.status in TRANSIENT_HTTP or code in TRANSIENT_CODES:
                 raise TransientDeliveryError(f"Twilio answered {exc.status} ({code})") from exc
             reason = (WHATSAPP_ERROR_REASONS.get(code or "") or ERROR_REASONS.get(code or "") or exc.msg

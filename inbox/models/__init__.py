@@ -18,6 +18,19 @@ from .sla import Holiday, SlaPolicy, SlaScope, SlaTargets
 from .timeentry import Spend, TimeEntry, TimeSource, UserRate
 from .budget import Budget, BudgetAlert, BudgetPeriod, BudgetUse
 from .notification import Notification, NotificationKind
+from .api_token import ApiToken  # REST API, customer portal (issue 4)
+from .portal_login import PortalLogin, PortalLoginMethod
+from .ticket_attachment import TicketAttachment
+from .label import ContactLabel, ConversationLabel, Label
+from .consent import Consent, ConsentSource, ConsentStatus
+from .segment import Segment, SegmentRules
+from .outbound import (
+    Campaign, CampaignRecipient, CampaignStatus, FollowUpOutcome, FollowUpRule, FollowUpSent, FollowUpTrigger,
+    OutboundTemplate, RecipientState, ScheduledMessage, ScheduledStatus,
+)
+from .audit import AuditEntry  # settings, team, CRM (issue 6)
+from .invitation import Invitation
+from .gdpr import ContactErasure
 
 __all__ = [
     "KnowledgeArticle", "SaraDecision", "SaraIntent", "SaraSettings", "TrainingExample",
@@ -31,4 +44,8 @@ __all__ = [
     "NotificationKind", "Rating", "SlaPolicy", "SlaScope", "SlaTargets", "Spend", "Ticket",
     "TicketCategory", "TicketConversation", "TicketEvent", "TicketEventKind", "TicketSettings",
     "TicketSource", "TicketStatus", "TimeEntry", "TimeSource", "UserRate",
+    # REST API, customer portal
+    "ApiToken", "PortalLogin", "PortalLoginMethod", "TicketAttachment",
+    # settings, team, CRM
+    "AuditEntry", "ContactErasure", "Invitation",
 ]

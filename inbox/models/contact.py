@@ -46,6 +46,10 @@ class ContactIdentity(Timestamped, db.Model):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
     kind: Mapped[ChannelKind] = mapped_column(StrEnumType(ChannelKind, 16))
     address: Mapped[str] = mapped_column(String(254))
+    # Vouched for by the provider (the number an SMS or WhatsApp message came from, a Telegram
+    # chat) or entered by an agent. False for what nobody proved: an email's From header. Only a
+    # verified identity ever makes two contacts one (see actions/contacts.py).
+    verified: Mapped[bool] = mapped_column(default=True)
 
     contact = relationship("Contact", back_populates="identities")
 

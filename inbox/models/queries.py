@@ -6,11 +6,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..kinds import ChannelKind
 from .channel import Channel
 from .contact import Contact
+from .label import ConversationLabel
 from .conversation import Conversation, ConversationStatus, Priority
 from .message import Message
 
@@ -32,6 +34,7 @@ class InboxFilter:
     assignee_id: int | None = None
     q: str = ""
     sort: str = "recent"
+    label: int | None = None  # a Label id of the workspace
 
     @classmethod
     def from_args(cls, args) -> InboxFilter:
@@ -48,6 +51,7 @@ class InboxFilter:
             assignee_id=int(assignee) if assignee.isdigit() else None,
             q=(args.get("q") or "").strip()[:100],
             sort=pick("sort", SORTS, "recent"),
+            label=int(args["label"]) if str(args.get("label", "")).isdigit() else None,
         )
 
     def to_args(self, **changes) -> dict[str, str]:
@@ -56,7 +60,7 @@ class InboxFilter:
         args = {"view": f.view if f.view != "all" else None,
                 "channel": f.channel, "status": f.status if f.status != ConversationStatus.OPEN else None,
                 "priority": f.priority, "assignee": f.assignee_id, "q": f.q or None,
-                "sort": f.sort if f.sort != "recent" else None}
+                "sort": f.sort if f.sort != "recent" else None, "label": f.label}
         return {k: str(v) for k, v in args.items() if v is not None}
 
 
@@ -97,6 +101,9 @@ def _filtered(workspace_id: int, f: InboxFilter, user_id: int):
             select(Channel.id).where(Channel.workspace_id == workspace_id, Channel.kind == f.channel)))
     if f.q:
         stmt = stmt.where(_search(workspace_id, f.q))
+    if f.label:  # ix_conversation_label_label (label_id, conversation_id)
+        stmt = stmt.where(Conversation.id.in_(
+            select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == f.label)))
     return stmt
 
 
@@ -116,7 +123,7 @@ def _search(workspace_id: int, q: str):
 def inbox_page(workspace_id: int, f: InboxFilter, *, user_id: int, after: Cursor | None,
                limit: int) -> tuple[list[Conversation], Cursor | None]:
     """One page of conversations, newest activity first (or by priority), with the next cursor."""
-    stmt = _filtered(workspace_id, f, user_id)
+    stmt = _filtered(workspace_id, f, user_id).options(joinedload(Conversation.labels))  # same query
     if f.sort == "priority":
         stmt = stmt.order_by(_PRIORITY_ORDER, Conversation.last_activity_at.desc(), Conversation.id.desc())
         offset = int(after.id) if after else 0  # priority order is short-lived: offset is fine

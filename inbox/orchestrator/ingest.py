@@ -57,8 +57,27 @@ def do_ingest(channel: Channel, inbound: InboundMessage) -> IngestResult:
             continue
         log.info("inbound stored message_id=%s conversation_id=%s channel=%s provider_id=%s",
                  message.id, message.conversation_id, channel.id, inbound.provider_message_id)
+        if _apply_identity_claim(channel, message, inbound):
+            db.session.refresh(message)  # merged into the contact who owned that identity
         return IngestResult(message.id, message.conversation_id, created=True)
     raise RuntimeError("inbound message could not be stored after 3 attempts")
+
+
+def _apply_identity_claim(channel: Channel, message: Message, inbound: InboundMessage) -> bool:
+    """A Telegram user sharing their own number with the contact button (the card's user_id is
+    theirs: Telegram vouches for it) may be a customer we know by phone: the contacts become one.
+    Anybody else's card, or a number typed in a message, proves nothing and changes nothing."""
+    card = inbound.meta.get("contact")
+    if channel.kind != ChannelKind.TELEGRAM or not isinstance(card, dict) or not card.get("phone_number"):
+        return False
+    from ..actions.contacts import ClaimOutcome, do_claim_identity
+
+    own = str(card.get("user_id") or "") == str(inbound.sender)
+    number = str(card["phone_number"]).strip().replace(" ", "")
+    number = number if number.startswith("+") else "+" + number
+    outcome = do_claim_identity(message.contact, ChannelKind.SMS, number, verified=own)
+    log.info("identity claim message_id=%s outcome=%s", message.id, outcome)
+    return outcome == ClaimOutcome.MERGED
 
 
 def _store(channel: Channel, inbound: InboundMessage) -> Message:
@@ -88,6 +107,10 @@ def _store(channel: Channel, inbound: InboundMessage) -> Message:
     if _should_route(inbound):
         outbox.enqueue_job(ROUTE_JOB, message.id, job_id=f"route-{message.id}",
                            workspace_id=channel.workspace_id)
+    if any(a.remote_url and not a.storage_key for a in message.attachments):
+        from .media import schedule_media_download
+
+        schedule_media_download(message)  # the provider keeps the file: fetch it into our storage
     announce_message(message)
     return message
 
@@ -219,6 +242,14 @@ def contact_for_address(channel: Channel, address: str, *, name: str | None = No
     identity = ContactIdentity.find(channel.workspace_id, channel.kind, address)
     if identity is not None:
         return identity.contact
+    from ..actions.contacts import PHONE_KINDS, verified_phone_owner
+
+    if channel.kind in PHONE_KINDS:  # the provider proved the number: same number, same person
+        owner = verified_phone_owner(channel.workspace_id, address)
+        if owner is not None:
+            db.session.add(ContactIdentity(workspace_id=channel.workspace_id, contact=owner, kind=channel.kind,
+                                           address=address, verified=True))
+            return owner
     contact = Contact(workspace_id=channel.workspace_id, name=name or address,
                       preferred_channel=channel.kind)
     if channel.kind in (ChannelKind.SMS, ChannelKind.VOICE):
@@ -230,8 +261,10 @@ def contact_for_address(channel: Channel, address: str, *, name: str | None = No
     elif channel.kind == ChannelKind.TELEGRAM:
         contact.telegram_id = address
     db.session.add(contact)
+    # An email From header proves nothing (anyone can write it); the other channels' providers
+    # authenticate the sender's number or chat.
     db.session.add(ContactIdentity(workspace_id=channel.workspace_id, contact=contact,
-                                   kind=channel.kind, address=address))
+                                   kind=channel.kind, address=address, verified=channel.kind != ChannelKind.EMAIL))
     return contact
 
 

@@ -1,8 +1,10 @@
-"""What happens to an inbound message once it is stored.
+"""What happens to an inbound message once it is stored, in the route job.
 
-The AI agent (Sara) plugs in here: decide(message, context) → collect / auto-reply /
-escalate / hand to human. Until an engine is configured every message is handed to the
-team, which is what this module records.
+Once per message (the job claims it), in order, the first step that handles it wins:
+    1. consent keywords (STOP / START…): opt out or in, confirm;
+    2. bot commands (Telegram /ticket_…, /start, /help…);
+    3. the customer's open tickets hear about it (waiting → in progress, reopen);
+    4. Sara decides: collect an answer, reply from the knowledge base, escalate, or step aside.
 """
 
 from __future__ import annotations
@@ -13,27 +15,32 @@ from sqlalchemy import update
 
 from ..extensions import db
 from ..models import Message, utcnow
+from .commands import handle_command
+from .consent import handle_consent_keyword
 
 log = logging.getLogger(__name__)
 
 
 def route_message(message_id: int) -> bool:
     """Route a message once; a re-run job finds it routed and does nothing."""
+    if not _claim(message_id):
+        return False
+    message = db.session.get(Message, message_id)
+    if handle_consent_keyword(message) or handle_command(message):
+        return True
+    _follow_tickets(message)
+    log.info("routed message_id=%s", message_id)
+    return True
+
+
+def _claim(message_id: int) -> bool:
     result = db.session.execute(
-        update(Message).where(Message.id == message_id, Message.routed_at.is_(None))
-        .values(routed_at=utcnow())
-    )
+        update(Message).where(Message.id == message_id, Message.routed_at.is_(None)).values(routed_at=utcnow()))
     db.session.commit()
-    routed = result.rowcount == 1
-    if routed:
-        _follow_tickets(message_id)
-        log.info("routed message_id=%s decision=hand_to_human", message_id)
-    return routed
+    return result.rowcount == 1
 
 
-def _follow_tickets(message_id: int) -> None:
-    """The customer wrote: their open tickets hear about it (waiting → in progress, reopen…)."""
+def _follow_tickets(message: Message) -> None:
     from ..actions.tickets import on_customer_message
 
-    message = db.session.get(Message, message_id)
     on_customer_message(message.conversation, message)

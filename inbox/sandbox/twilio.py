@@ -90,6 +90,7 @@ class FakeTwilio:
     host: str = "127.0.0.1"
     port: int = 0
     sent: list[dict] = field(default_factory=list)
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # path → (content, type)
     _failures: list[Failure] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -97,6 +98,12 @@ class FakeTwilio:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def add_media(self, content: bytes, content_type: str, *, message_sid: str | None = None) -> str:
+        """Host a file as Twilio hosts inbound media (basic auth required); returns its MediaUrl."""
+        path = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{message_sid or new_sid('MM')}/Media/{new_sid('ME')}"
+        self.media[path] = (content, content_type)
+        return self.base_url + path
 
     def fail_next(self, *, status: int, code: int = 20500, message: str = "Internal error",
                   times: int = 1) -> None:
@@ -161,7 +168,17 @@ def _handler_for(fake: FakeTwilio):
         def log_message(self, *args):  # keep test output quiet
             pass
 
-        def do_GET(self):  # noqa: N802 — the Account resource, for "test connection"
+        def do_GET(self):  # noqa: N802 — the Account resource, for "test connection"; media files
+            path = self.path.split("?")[0]
+            if path in fake.media:
+                if not self._authorized(fake.account_sid):
+                    return self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
+                content, content_type = fake.media[path]
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                return self.wfile.write(content)
             parts = self.path.split("?")[0].strip("/").split("/")
             if len(parts) != 3 or parts[1] != "Accounts" or not parts[2].endswith(".json"):
                 return self._json(404, {"code": 20404, "message": "Not found", "status": 404})

@@ -1,0 +1,113 @@
+"""An agent finds a client in the CRM, creates a ticket from the client's page, assigns it, logs
+time and resolves it; the client page then shows the work. Admins' team, workspace and audit
+pages are rendered too (screenshots under test-artifacts/)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from inbox.actions.workspace import do_create_contact
+from inbox.extensions import db
+from inbox.kinds import ChannelKind
+
+from ..integration.ticket_fixtures import admin  # noqa: F401
+from .test_live_inbox import log_in
+
+pytestmark = pytest.mark.e2e
+CUSTOMER = "+33612345678"
+
+
+@pytest.fixture
+def clients(workspace, sms_channel):
+    workspace.default_locale = "en"
+    db.session.commit()
+    elodie = do_create_contact(workspace, name="Élodie Fournier", company="Boulangerie Fournier",
+                               identities={ChannelKind.SMS: CUSTOMER}, preferred_channel=ChannelKind.SMS,
+                               phone=CUSTOMER)
+    do_create_contact(workspace, name="Thomas Lefèvre", company="Garage Lefèvre",
+                      identities={ChannelKind.EMAIL: "thomas@garage-lefevre.fr"}, email="thomas@garage-lefevre.fr")
+    db.session.rollback()  # no transaction left open while the live server writes
+    return elodie
+
+
+def test_create_a_ticket_from_the_client_page_assign_log_time_and_resolve(page: Page, live_server, agent, clients,
+                                                                        artifacts):
+    log_in(page, live_server.url, agent)
+    page.get_by_role("link", name="Clients").click()
+    expect(page).to_have_url(re.compile(r"/contacts$"))
+    page.get_by_label("Search clients").fill("boulangerie")
+    expect(page).to_have_url(re.compile(r"q=boulangerie"))  # active search pushed the URL
+    rows = page.locator("#contact-list a.crow")
+    expect(rows).to_have_count(1)
+    page.screenshot(path=artifacts / "crm-list.png", full_page=True)
+    rows.first.click()
+
+    expect(page.get_by_role("heading", name="Élodie Fournier")).to_be_visible()
+    page.get_by_role("link", name="Create ticket").click()
+    expect(page).to_have_url(re.compile(rf"/tickets/new\?contact_id={clients.id}$"))
+    page.get_by_label("Subject").fill("Commande 4471 non livrée")
+    page.locator("form.ticket-form input[name=notify][type=checkbox]").uncheck()
+    page.locator("form.ticket-form button[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"/tickets/\d+$"))
+    expect(page.locator(".ticket-head")).to_contain_text("Commande 4471 non livrée")
+
+    # Assign it.
+    page.locator("#t-assignee").select_option(label="Alice Agent")
+    expect(page.get_by_role("button", name="Take it")).to_have_count(0)  # the panel came back assigned to me
+    expect(page.locator("#t-assignee")).to_have_value(str(agent.id))
+    # Log 45 minutes.
+    page.locator("#t-minutes").fill("45")
+    page.locator("form.time-form button[type=submit]").click()
+    expect(page.locator("#ticket-side")).to_contain_text("45 min")
+    # Resolve.
+    page.locator("#ticket-side summary", has_text="Resolve").click()
+    resolve_form = page.locator("#ticket-side details[open] form")
+    resolve_form.get_by_label("Resolution").fill("Colis relivré le lendemain.")
+    resolve_form.locator("input[name=notify][type=checkbox]").uncheck()
+    resolve_form.locator("button[type=submit]").click()
+    expect(page.locator("#side-status")).to_contain_text("Resolved")
+
+    # The client page shows the ticket, its status and the time spent.
+    page.goto(f"{live_server.url}/contacts/{clients.id}")
+    ticket_row = page.locator("#c-tickets + .ticket-list a.trow", has_text="Commande 4471 non livrée")
+    expect(ticket_row).to_contain_text("Resolved")
+    expect(page.locator(".contact-grid")).to_contain_text("45 min")
+    page.screenshot(path=artifacts / "crm-client.png", full_page=True)
+
+
+def test_admin_pages_render(page: Page, live_server, admin, agent, clients, artifacts):  # noqa: F811
+    log_in(page, live_server.url, admin)
+    page.goto(f"{live_server.url}/settings/team")
+    expect(page.locator(f"#member-{agent.id}")).to_contain_text("Alice Agent")
+    page.get_by_label("Email", exact=True).fill("sophie@example.test")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.locator(".notice.ok")).to_contain_text("sophie@example.test")
+    page.screenshot(path=artifacts / "settings-team.png", full_page=True)
+
+    page.get_by_role("link", name=re.compile("Manage.*Alice Agent")).click()
+    page.get_by_label("Active tickets at most").fill("6")
+    page.locator("#capacity button[type=submit]").click()
+    expect(page.locator(".notice.ok")).to_be_visible()
+    page.screenshot(path=artifacts / "settings-member.png", full_page=True)
+
+    page.get_by_role("link", name="Workspace").click()
+    expect(page.get_by_label("Time zone")).to_have_value("Europe/Paris")
+    page.screenshot(path=artifacts / "settings-workspace.png", full_page=True)
+
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.locator("table.audit-table")).to_contain_text("Capacity changed")
+    expect(page.locator("table.audit-table")).to_contain_text("Agent invited")
+    page.screenshot(path=artifacts / "settings-audit.png", full_page=True)
+
+    page.goto(f"{live_server.url}/contacts/{clients.id}")
+    page.get_by_label("Address", exact=True).fill("elodie@boulangerie-fournier.test")
+    page.get_by_label("Channel", exact=True).select_option("email")
+    page.locator(".crm-add-identity button[type=submit]").click()
+    expect(page.locator('#identities input[value="elodie@boulangerie-fournier.test"]')).to_have_count(1)
+    page.screenshot(path=artifacts / "crm-client-admin.png", full_page=True)
+    page.get_by_role("link", name="Erase personal data").click()
+    expect(page.get_by_role("button", name="Erase for good")).to_be_visible()
+    page.screenshot(path=artifacts / "crm-erase.png", full_page=True)

@@ -1,0 +1,185 @@
+"""Every settings change leaves an audit entry (who, what, when, before → after) that admins
+browse; secrets never reach it. Workspace settings; agents get a 403 on every settings page."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from inbox.actions.audit import record, scrub
+from inbox.extensions import db
+from inbox.models import AuditEntry, TicketSettings, Workspace, utcnow
+from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
+
+from ..conftest import login
+from .ticket_fixtures import admin, fresh  # noqa: F401
+
+NEW_TOKEN = "brand-new-auth-token-9876"
+
+
+@pytest.fixture(autouse=True)
+def english(workspace):
+    workspace.default_locale = "en"
+    db.session.commit()
+
+
+def entries(action: str | None = None) -> list[AuditEntry]:
+    db.session.rollback()
+    stmt = select(AuditEntry).order_by(AuditEntry.id)
+    if action:
+        stmt = stmt.where(AuditEntry.action == action)
+    return list(db.session.scalars(stmt))
+
+
+def all_audit_text() -> str:
+    return json.dumps([[e.before, e.after] for e in entries()], ensure_ascii=False)
+
+
+def test_channel_changes_are_recorded_with_masked_credentials(client, admin, workspace):
+    login(client, admin)
+    client.post("/settings/channels/new?kind=sms&provider=twilio", data={
+        "name": "SMS Lyon", "address": "+33478000000", "account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+    [created] = entries("channel.create")
+    assert created.actor_id == admin.id and created.workspace_id == workspace.id and created.object_type == "channel"
+    assert created.before is None and created.after["name"] == "SMS Lyon"
+    assert created.after["credentials"]["auth_token"].startswith("••••") and created.after["credentials"]["auth_token"] != DEMO_AUTH_TOKEN
+
+    channel_id = created.object_id
+    client.post(f"/settings/channels/{channel_id}", data={
+        "name": "SMS Lyon 2", "address": "+33478000000", "account_sid": DEMO_ACCOUNT_SID, "auth_token": NEW_TOKEN})
+    [updated] = entries("channel.update")
+    assert updated.before["name"] == "SMS Lyon" and updated.after["name"] == "SMS Lyon 2"
+    assert updated.after["credentials"]["auth_token"] == "••••••9876"  # changed, shown as the settings page does
+    assert "address" not in updated.after  # only what changed
+
+    client.post(f"/settings/channels/{channel_id}", data={
+        "name": "SMS Lyon 2", "address": "+33478000000", "account_sid": DEMO_ACCOUNT_SID, "auth_token": ""})
+    assert len(entries("channel.update")) == 1  # nothing changed: nothing recorded
+
+    client.post(f"/settings/channels/{channel_id}/enabled", data={"enabled": "0"})
+    [disabled] = entries("channel.disable")
+    assert disabled.before == {"enabled": True} and disabled.after == {"enabled": False}
+
+    text = all_audit_text()
+    assert DEMO_AUTH_TOKEN not in text and NEW_TOKEN not in text
+    page = client.get("/settings/audit").get_data(as_text=True)
+    assert "Channel added" in page and "Channel disabled" in page and "SMS Lyon 2" in page
+    assert DEMO_AUTH_TOKEN not in page and NEW_TOKEN not in page
+
+
+def test_ticket_settings_changes_are_recorded(client, admin, agent):
+    login(client, admin)
+    client.post("/tickets/settings/general", data={"auto_close_days": "9", "reopen_window_days": "7",
+                                                   "sla_reminder_hours": "6", "currency": "EUR",
+                                                   "request_ratings": "1", "confirm_new_tickets": "1",
+                                                   "email_notifications": "1"})
+    client.post("/tickets/settings/hours", data={f"day{i}": "08:00-17:00" if i < 5 else "" for i in range(7)})
+    client.post("/tickets/settings/holiday", data={"day": "2026-05-01", "name": "Fête du travail"})
+    client.post("/tickets/settings/sla", data={"scope": "priority", "key": "high", "first_response_hours": "2",
+                                               "resolution_hours": "8"})
+    client.post("/tickets/settings/team", data={"user_id": agent.id, "capacity": "3"})
+
+    [general] = entries("tickets.settings")
+    assert general.before == {"auto_close_days": 5} and general.after == {"auto_close_days": 9}
+    [hours] = entries("tickets.business_hours")
+    assert hours.before == {"business_hours": None} and hours.after["business_hours"][0] == [["08:00", "17:00"]]
+    [holiday] = entries("tickets.holiday_add")
+    assert holiday.after == {"day": "2026-05-01", "name": "Fête du travail"}
+    [sla] = entries("tickets.sla_policy")
+    assert sla.after == {"scope": "priority", "key": "high", "first_response_minutes": 120, "resolution_minutes": 480}
+    [capacity] = entries("team.capacity")
+    assert capacity.object_id == agent.id and capacity.before == {"capacity": 10} and capacity.after == {"capacity": 3}
+
+
+def test_workspace_settings(client, admin, workspace):
+    login(client, admin)
+    page = client.get("/settings/workspace").get_data(as_text=True)
+    assert 'value="Europe/Paris" selected' in page and "Atelier Test" in page
+    bad = client.post("/settings/workspace", data={"name": "", "timezone": "Mars/Olympus", "default_locale": "de",
+                                                   "currency": "EURO"})
+    assert bad.status_code == 422
+    html = bad.get_data(as_text=True)
+    assert "Give the workspace a name." in html and "Choose a time zone" in html and "three-letter" in html
+    ok = client.post("/settings/workspace", data={"name": "Atelier Lyon", "timezone": "America/Montreal",
+                                                  "default_locale": "en", "currency": "cad"})
+    assert ok.status_code == 303
+    ws = fresh(Workspace, workspace.id)
+    assert (ws.name, ws.timezone, ws.default_locale) == ("Atelier Lyon", "America/Montreal", "en")
+    assert TicketSettings.of(workspace.id).currency == "CAD"
+    [entry] = entries("workspace.update")
+    assert entry.before == {"name": "Atelier Test", "timezone": "Europe/Paris", "currency": "EUR"}
+    assert entry.after == {"name": "Atelier Lyon", "timezone": "America/Montreal", "currency": "CAD"}
+
+
+def test_audit_page_filters_by_actor_action_and_date_and_pages(app, client, admin, agent, workspace):
+    now = utcnow()
+    for i in range(7):
+        record(admin, "team.capacity", agent, {"capacity": i}, {"capacity": i + 1}).created_at = now - timedelta(days=i)
+    record(agent, "workspace.update", workspace, {"name": "A"}, {"name": "B"}).created_at = now - timedelta(days=30)
+    db.session.commit()
+    app.config["AUDIT_PAGE_SIZE"] = 3
+    login(client, admin)
+
+    def ids(**args) -> list[int]:
+        html = client.get("/settings/audit", query_string=args).get_data(as_text=True)
+        return [int(i) for i in re.findall(r'id="audit-(\d+)"', html)]
+
+    first = ids()
+    assert len(first) == 3
+    html = client.get("/settings/audit").get_data(as_text=True)
+    older = re.search(r'href="(/settings/audit\?after=[^"]+)"', html).group(1).replace("&amp;", "&")
+    second = [int(i) for i in re.findall(r'id="audit-(\d+)"', client.get(older).get_data(as_text=True))]
+    assert first == [1, 2, 3] and second == [4, 5, 6]  # newest first: entries were recorded newest first
+    app.config["AUDIT_PAGE_SIZE"] = 50
+    assert len(ids(actor=agent.id)) == 1
+    assert len(ids(action="team.")) == 7 and len(ids(action="workspace.update")) == 1
+    since = (now - timedelta(days=2)).date().isoformat()
+    assert len(ids(since=since)) in (2, 3)  # today and the two days before, in Paris time
+    assert len(ids(until=(now - timedelta(days=20)).date().isoformat())) == 1
+    assert len(ids(action="unknown.action")) == 8  # an unknown filter is ignored
+
+
+def test_scrub_masks_secrets_by_key_at_any_depth():
+    value = {"name": "Bot", "settings": {"smtp_password": "hunter2hunter2", "signature": "Cordialement"},
+             "credentials": {"bot_token": "123456:ABCDEF-secret", "nested": ["a-long-secret-value"]},
+             "webhook_secret": "x", "api_key": "sk-live-123456789"}
+    masked = scrub(value)
+    text = json.dumps(masked)
+    for secret in ("hunter2hunter2", "ABCDEF-secret", "a-long-secret-value", "sk-live-123456789"):
+        assert secret not in text
+    assert masked["settings"]["signature"] == "Cordialement" and masked["name"] == "Bot"
+
+
+SETTINGS_PAGES = ["/settings/", "/settings/channels", "/settings/team", "/settings/workspace", "/settings/audit",
+                  "/tickets/settings"]
+
+
+def test_agents_get_a_403_page_on_every_settings_page(client, agent, admin):
+    login(client, agent)
+    for url in SETTINGS_PAGES + [f"/settings/team/{admin.id}"]:
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert "not allowed" in response.get_data(as_text=True), url
+    for url, data in [("/settings/team/invite", {"email": "x@example.test", "role": "admin"}),
+                      (f"/settings/team/{agent.id}/role", {"role": "admin"}),
+                      (f"/settings/team/{admin.id}/deactivate", {"confirm": "1"}),
+                      ("/settings/workspace", {"name": "Pirate", "timezone": "UTC", "default_locale": "en",
+                                               "currency": "EUR"})]:
+        assert client.post(url, data=data).status_code == 403, url
+    assert db.session.scalar(select(func.count(AuditEntry.id))) == 0
+    nav = client.get("/inbox").get_data(as_text=True)
+    assert "/settings/" not in nav
+
+
+def test_admins_see_every_settings_section_in_the_navigation(client, admin):
+    login(client, admin)
+    for url in SETTINGS_PAGES[1:-1]:
+        html = client.get(url).get_data(as_text=True)
+        for link in ("/settings/channels", "/settings/team", "/settings/workspace", "/settings/audit",
+                     "/tickets/settings"):
+            assert f'href="{link}"' in html, (url, link)
+        assert "SLA & business hours" in html

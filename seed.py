@@ -19,9 +19,12 @@ from inbox.actions.workspace import (
     do_create_channel, do_create_contact, do_create_user, do_create_workspace,
 )
 from inbox.channels.base import InboundMessage
+from inbox.demo_outbound import seed_outbound
+from inbox.demo_sara import seed_sara
+from inbox.demo_tickets import seed_tickets
 from inbox.extensions import db
 from inbox.kinds import ChannelKind, Provider
-from inbox.models import Conversation, ConversationStatus, Priority, Role, Workspace, utcnow
+from inbox.models import Conversation, ConversationStatus, Priority, Workspace, utcnow
 from inbox.orchestrator.ingest import do_ingest
 from inbox.sandbox import telegram as telegram_sandbox
 from inbox.sandbox import vapi as vapi_sandbox
@@ -102,10 +105,10 @@ def seed_demo() -> str:
                 recipient=channels[kind].address, body=text,
                 sent_at=utcnow() - timedelta(minutes=minutes_ago)))
         _work_on(contact.id, index, admin=admin, agents=agents)
-    from inbox.demo_tickets import seed_tickets
     tickets = seed_tickets(workspace, admin=admin, agents=agents)
-    from inbox.demo_outbound import seed_outbound; seed_outbound(workspace, admin=admin)  # noqa: E702 (issue 8)
-    return f"Demo workspace created: {len(CLIENTS)} clients, {len(channels)} channels, {tickets}."
+    seed_outbound(workspace, admin=admin)
+    sara = seed_sara(workspace)
+    return f"Demo workspace created: {len(CLIENTS)} clients, {len(channels)} channels, {tickets}, {sara}."
 
 
 def _channels(workspace: Workspace) -> dict[str, object]:

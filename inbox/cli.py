@@ -84,9 +84,47 @@ def seed_command():
     click.echo(seed_demo())
 
 
+ai_cli = AppGroup("ai", help="Sara: evaluate the offline engine, ask what she would decide.")
+
+
 def register_cli(app: Flask) -> None:
+    from .ai.cli import eval_command
+
+    ai_cli.add_command(eval_command)
+    ai_cli.add_command(ai_decide_command)
+    app.cli.add_command(ai_cli)
     app.cli.add_command(simulate)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(seed_command)
     from .cli_api import api_token_cli  # REST API tokens (issue 4)
     app.cli.add_command(api_token_cli)
+
+
+@click.command("decide")
+@click.argument("text")
+@click.option("--workspace", "slug", default=None, help="Workspace slug (default: the only one).")
+@click.option("--awaiting", type=click.Choice(["appointment_confirmation", "rating"]), default=None,
+              help="Pretend the last automated message asked for this.")
+def ai_decide_command(text: str, slug: str | None, awaiting: str | None):
+    """Print, as JSON, what Sara would decide for TEXT in a workspace; nothing is changed."""
+    import json as json_
+
+    from .ai import agent
+    from .ai import types as ai_types
+    from .models import SaraSettings, Workspace
+    from .orchestrator.sara import engine_for, playbook_of
+
+    stmt = select(Workspace).where(Workspace.slug == slug) if slug else select(Workspace).order_by(Workspace.id)
+    workspace = db.session.scalars(stmt).first()
+    if workspace is None:
+        raise click.ClickException("no such workspace")
+    settings = SaraSettings.of(workspace.id)
+    context = ai_types.DecisionContext(
+        playbook=playbook_of(workspace.id, settings), awaiting=ai_types.Awaiting(awaiting) if awaiting else None,
+        confidence_threshold=settings.confidence_threshold, default_language=workspace.default_locale)
+    decision = agent.decide(text, context, engine=engine_for(settings))
+    click.echo(json_.dumps({
+        "kind": str(decision.kind), "category": str(decision.category), "priority": str(decision.priority),
+        "language": decision.language, "confidence": round(decision.confidence, 3), "reason": decision.reason,
+        "intent": decision.intent, "article_id": decision.article_id, "engine": decision.engine,
+        "model": decision.model}, ensure_ascii=False, indent=2))

@@ -39,6 +39,10 @@ def load_config(instance_path: Path) -> dict:
         "TELEGRAM_API_BASE_URL": env("TELEGRAM_API_BASE_URL") or None,
         "VAPI_API_BASE_URL": env("VAPI_API_BASE_URL") or None,
         "SMTP_API_BASE_URL": env("SMTP_API_BASE_URL") or None,  # e.g. smtp://127.0.0.1:2525
+        # Sara's OpenAI-compatible engine, used when a workspace chooses it in Settings → Sara.
+        "OPENAI_API_KEY": env("OPENAI_API_KEY") or None,
+        "OPENAI_BASE_URL": env("OPENAI_BASE_URL") or None,
+        "OPENAI_TIMEOUT": float(env("OPENAI_TIMEOUT", "15")),
         "BABEL_DEFAULT_LOCALE": env("DEFAULT_LOCALE", "fr"),
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "DELIVERY_RETRY_INTERVALS": [

@@ -29,6 +29,9 @@ def route_message(message_id: int) -> bool:
     if handle_consent_keyword(message) or handle_command(message):
         return True
     _follow_tickets(message)
+    from .sara import run_sara
+
+    run_sara(message)
     log.info("routed message_id=%s", message_id)
     return True
 

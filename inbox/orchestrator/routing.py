@@ -2,7 +2,7 @@
 
 Once per message (the job claims it), in order, the first step that handles it wins:
     1. consent keywords (STOP / START…): opt out or in, confirm;
-    2. bot commands (Telegram /ticket_…, /start, /help…);
+    2. bot commands (Telegram /ticket_…, /start, /help…; /rdv, /nouveau_rdv, /annuler);
     3. the customer's open tickets hear about it (waiting → in progress, reopen);
     4. Sara decides: collect an answer, reply from the knowledge base, escalate, or step aside.
 """
@@ -28,9 +28,11 @@ def route_message(message_id: int) -> bool:
     message = db.session.get(Message, message_id)
     if handle_consent_keyword(message) or handle_command(message):
         return True
-    _follow_tickets(message)
-    from .sara import run_sara
+    from .sara import handle_appointment_command, run_sara
 
+    if handle_appointment_command(message):
+        return True
+    _follow_tickets(message)
     run_sara(message)
     log.info("routed message_id=%s", message_id)
     return True

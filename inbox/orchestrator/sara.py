@@ -237,3 +237,45 @@ def _announce(row: SaraDecision, conversation: Conversation) -> None:
 def _locale_of(message: Message) -> str:
     workspace = db.session.get(Workspace, message.workspace_id)
     return message.contact.locale or workspace.default_locale
+
+
+# -- appointment commands (/rdv, /nouveau_rdv, /annuler) ---------------------------------------------------
+APPOINTMENT_COMMANDS = ("rdv", "nouveau_rdv", "annuler")
+
+
+def handle_appointment_command(message: Message, *, now: datetime | None = None) -> bool:
+    """The customer's own appointments, from a bot command: list, book (a request for the team),
+    cancel the next one. Answered by the bot on the channel it came from."""
+    command = (message.meta or {}).get("command")
+    if command not in APPOINTMENT_COMMANDS or message.channel is None:
+        return False
+    from ..actions.appointments import do_answer_appointment, upcoming_text
+
+    now = now or utcnow()
+    workspace = db.session.get(Workspace, message.workspace_id)
+    locale = _locale_of(message)
+    upcoming = Appointment.upcoming_for(message.contact_id, now)
+    with force_locale(locale):
+        if command == "rdv":
+            text = upcoming_text(upcoming, workspace=workspace, locale=locale)
+        elif command == "annuler":
+            if upcoming:
+                do_answer_appointment(upcoming[0], confirmed=False, now=now, commit=False)
+                text = _("Noted: your appointment is cancelled. Write to us to book another one.")
+            else:
+                text = _("You have no upcoming appointment.")
+        else:
+            _request_booking(message, now=now)
+            text = _("Thank you: a member of the team will propose a time slot shortly.")
+    _bot_reply(message, message.conversation, text)
+    outbox.commit()
+    return True
+
+
+def _request_booking(message: Message, *, now: datetime) -> None:
+    from ..actions.tickets import do_create_ticket
+
+    wish = str((message.meta or {}).get("args") or "").strip()
+    do_create_ticket(message.contact, subject=_("Appointment request"), description=wish or message.body,
+                     category="general", priority="medium", source="ai", conversation=message.conversation,
+                     notify_customer=False, now=now)

@@ -102,3 +102,28 @@ def test_settings_pages_for_sara_are_admin_only(client, agent):
     login(client, agent)
     assert client.get("/settings/sara").status_code == 403
     assert client.get("/settings/knowledge").status_code == 403
+
+
+def test_telegram_appointment_commands(app, sara, telegram, workspace, fake_telegram):
+    import json
+
+    from inbox.sandbox import telegram as telegram_fake
+
+    contact = do_create_contact(workspace, name="Lucas Girard", identities={ChannelKind.TELEGRAM: "527401983"})
+    appointment = do_create_appointment(contact, starts_at=utcnow() + timedelta(days=2), location="Agence de Lyon")
+    client = app.test_client()
+    for text in ("/rdv", "/annuler", "/nouveau_rdv jeudi matin"):
+        update = telegram_fake.text_update(527401983, text)
+        client.post(webhook_url(telegram).removeprefix(PUBLIC_BASE_URL), data=json.dumps(update),
+                    content_type="application/json",
+                    headers={telegram_fake.SECRET_HEADER: telegram_fake.DEMO_WEBHOOK_SECRET})
+        run_jobs(app)
+        run_jobs(app)
+
+    fresh()
+    answers = [m["text"] for m in fake_telegram.sent if "text" in m]
+    assert "Agence de Lyon" in answers[0]
+    assert db.session.get(Appointment, appointment.id).status == "cancelled"
+    ticket = db.session.scalar(select(Ticket).where(Ticket.contact_id == contact.id))
+    assert ticket is not None and "jeudi matin" in ticket.description
+    assert len(answers) == 3

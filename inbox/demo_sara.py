@@ -17,5 +17,5 @@ def seed_sara(workspace: Workspace) -> str:
             "category": str(intent.category), "priority": str(intent.priority),
             "article_id": article.id if article else None, "reply_template": intent.reply_template,
             "always_escalate": intent.always_escalate})
-    do_update_settings(workspace.id, {"out_of_scope_examples": list(OUT_OF_SCOPE)}, actor=None)
+    do_update_settings(workspace.id, {"enabled": True, "out_of_scope_examples": list(OUT_OF_SCOPE)}, actor=None)
     return f"{len(INTENTS)} intents for Sara"

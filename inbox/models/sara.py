@@ -43,10 +43,12 @@ class SaraIntent(Timestamped, db.Model):
 
 
 class SaraSettings(db.Model):
-    """One row per workspace. The OpenAI-compatible engine is used when a base URL or key is set."""
+    """One row per workspace. Sara is off until an admin switches her on (Settings → Sara), usually
+    after teaching her a knowledge base; the demo workspace has her on. The OpenAI-compatible
+    engine is used when chosen and a base URL or key is configured."""
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id"), primary_key=True)
-    enabled: Mapped[bool] = mapped_column(default=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
     engine: Mapped[str] = mapped_column(String(16), default="offline")  # offline | openai
     model: Mapped[str] = mapped_column(String(80), default="gpt-4o-mini")
     confidence_threshold: Mapped[float] = mapped_column(Float, default=0.55)
@@ -58,7 +60,7 @@ class SaraSettings(db.Model):
     def of(cls, workspace_id: int) -> SaraSettings:
         settings = db.session.get(cls, workspace_id)
         if settings is None:
-            settings = cls(workspace_id=workspace_id, enabled=True, engine="offline", model="gpt-4o-mini",
+            settings = cls(workspace_id=workspace_id, enabled=False, engine="offline", model="gpt-4o-mini",
                            confidence_threshold=0.55, auto_reply_off_channels=[], out_of_scope_examples=[])
         return settings
 

@@ -121,7 +121,7 @@ def test_reply_twilio_refuses_is_shown_failed_with_the_reason(page, live_server,
     message, badge = send_reply(page, "Bien sûr, à quel numéro ?", with_keyboard=False)
 
     expect(badge).to_have_attribute("data-status", "failed", timeout=LIVE_TIMEOUT_MS)
-    expect(badge).to_contain_text("Invalid 'To' phone number")
+    expect(badge).to_contain_text("Numéro de destinataire (« To ») invalide")  # agents read their workspace's French
     expect(badge).to_contain_text("21211")
     expect(message).to_have_css("border-top-color", DANGER_RED)  # outlined in red, as after a reload
     assert fake_twilio.sent == []

@@ -316,7 +316,7 @@ def test_stats_count_by_status_priority_category_with_times_and_satisfaction(app
 def test_admin_creates_a_token_in_settings_sees_it_once_and_revokes_it(app, client, api, admin, agent, contact):
     login(client, admin)
     page = client.get("/settings/api-tokens")
-    assert page.status_code == 200 and "API tokens" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "Jetons d’API" in page.get_data(as_text=True)  # the workspace speaks French
     created = client.post("/settings/api-tokens", data={"name": "Synchro CRM", "owner": "member",
                                                         "user_id": str(agent.id)})
     html = created.get_data(as_text=True)
@@ -328,7 +328,7 @@ def test_admin_creates_a_token_in_settings_sees_it_once_and_revokes_it(app, clie
 
     customer = client.post("/settings/api-tokens", data={"name": "Portail maison", "owner": "customer",
                                                          "contact_email": "nobody@example.test"})
-    assert customer.status_code == 422 and "No customer" in customer.get_data(as_text=True)
+    assert customer.status_code == 422 and "Aucun client de cet espace" in customer.get_data(as_text=True)
     contact.email = "elodie@fournier.test"
     db.session.commit()
     customer = client.post("/settings/api-tokens", data={"name": "Portail maison", "owner": "customer",

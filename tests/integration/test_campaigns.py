@@ -87,7 +87,7 @@ def test_preview_counts_per_channel_and_lists_the_others_apart(
     assert "<strong>2</strong>" in page and "<strong>1</strong>" in page  # 2 by SMS, 1 by email
     assert 'data-reason="opted_out"' in page and 'data-reason="no_channel"' in page
     assert "Bonjour Anne SMS, -20 %" in page  # the preview, rendered for a real recipient
-    assert "unsubscribe" in page.lower()  # the email preview carries its unsubscribe link
+    assert "se désinscrire" in page.lower()  # the email preview carries its unsubscribe link (in French)
 
     # Agents cannot reach the admin pages.
     client.post("/logout")
@@ -120,7 +120,7 @@ def test_whatsapp_with_an_approved_template_and_the_email_newsletter(
     text = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()
     assert "Bonjour Marc, voici nos nouveautés." in text and unsubscribe.strip("<>") in text
-    assert "<h1>Bonjour Marc</h1>" in html and "Unsubscribe" in html
+    assert "<h1>Bonjour Marc</h1>" in html and "Se désinscrire" in html  # the footer in the workspace's French
 
 
 def test_throttled_to_the_rate_per_minute(workspace, admin, sms_channel):

@@ -23,6 +23,7 @@ from ..conftest import IsolatedClient, login, run_jobs
 from .ticket_fixtures import CUSTOMER, contact, fresh, make_ticket  # noqa: F401
 
 EMAIL = "elodie@fournier.test"
+RATE_QUESTION = "Comment évaluez-vous notre aide"  # the portal speaks the workspace's French
 OTHER = "+33698765432"
 
 
@@ -66,7 +67,7 @@ def link_in(mail) -> str:
 def test_a_magic_link_signs_the_customer_in_once(app, client, customer):
     get_mailer().sent.clear()
     page = client.post("/portal/login", data={"identifier": "  Elodie@Fournier.test "})
-    assert page.status_code == 200 and "sign-in link is on its way" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "un lien de connexion est en route" in page.get_data(as_text=True)
     unknown = client.post("/portal/login", data={"identifier": "nobody@example.test"})
     assert unknown.status_code == 200  # the same answer: nobody learns who is a customer
     run_jobs(app)
@@ -110,7 +111,7 @@ def test_a_code_by_sms_with_wrong_codes_counted(app, client, customer, sms_chann
 
     wrong = "000000" if code != "000000" else "111111"
     refused = client.post("/portal/code", data={"code": wrong})
-    assert refused.status_code == 422 and "wrong or has expired" in refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "incorrect ou a expiré" in refused.get_data(as_text=True)
     assert client.post("/portal/code", data={"code": "12"}).status_code == 422
     assert client.post("/portal/code", data={"code": f"{code[:3]} {code[3:]}"}).status_code == 303
     assert client.get("/portal/tickets").status_code == 200
@@ -177,7 +178,7 @@ def test_the_ticket_page_shows_public_replies_and_never_internal_notes(app, agen
 def test_a_customer_opens_a_ticket_and_replies_with_files(app, customer):
     browser = signed_in(app, customer)
     bad = browser.post("/portal/tickets/new", data={"subject": " ", "category": "weather"})
-    assert bad.status_code == 422 and "Give the ticket a subject." in bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "Donnez un objet au ticket." in bad.get_data(as_text=True)
     created = browser.post("/portal/tickets/new", content_type="multipart/form-data", data={
         "subject": "Facture illisible", "description": "Voir la capture", "category": "billing", "priority": "medium",
         "files": [(io.BytesIO(b"\x89PNG fake image"), "capture écran.png", "image/png")]})
@@ -211,16 +212,16 @@ def test_a_customer_opens_a_ticket_and_replies_with_files(app, customer):
 def test_a_customer_rates_a_resolved_ticket_once(app, agent, customer):
     ticket = make_ticket(customer)
     browser = signed_in(app, customer)
-    assert "How would you rate" not in browser.get(f"/portal/tickets/{ticket.id}").get_data(as_text=True)
+    assert RATE_QUESTION not in browser.get(f"/portal/tickets/{ticket.id}").get_data(as_text=True)
     do_change_status(ticket, "resolved", actor=agent, notify_customer=False)
-    assert "How would you rate" in browser.get(f"/portal/tickets/{ticket.id}").get_data(as_text=True)
+    assert RATE_QUESTION in browser.get(f"/portal/tickets/{ticket.id}").get_data(as_text=True)
     assert browser.post(f"/portal/tickets/{ticket.id}/rate", data={"score": "9"}).status_code == 422
     assert browser.post(f"/portal/tickets/{ticket.id}/rate", data={"score": "5", "comment": "Parfait"}).status_code == 303
     rating = db.session.scalar(select(Rating))
     assert (rating.score, rating.comment, rating.source, rating.ticket_id) == (5, "Parfait", "portal", ticket.id)
     assert browser.post(f"/portal/tickets/{ticket.id}/rate", data={"score": "1"}).status_code == 422
     page = browser.get(f"/portal/tickets/{ticket.id}").get_data(as_text=True)
-    assert "5/5" in page and "How would you rate" not in page
+    assert "5/5" in page and RATE_QUESTION not in page
 
 
 def test_the_signed_rating_link_from_an_email(app, client, agent, customer):

@@ -146,7 +146,7 @@ def test_whatsapp_free_text_after_the_window_needs_a_template(logged_in, client,
                               data={"body": "Dans deux jours", "channel_id": whatsapp.id,
                                     "send_at": (datetime.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")})
     assert response.status_code == 422
-    assert "24-hour window" in response.get_data(as_text=True)
+    assert "La fenêtre WhatsApp de 24 heures se ferme" in response.get_data(as_text=True)  # the agent's French
     assert scheduled() == []
 
     # Inside the window it is accepted; if the window closed meanwhile it is blocked, and says why.
@@ -156,7 +156,7 @@ def test_whatsapp_free_text_after_the_window_needs_a_template(logged_in, client,
     [blocked] = scheduled()
     assert blocked.status == ScheduledStatus.BLOCKED and blocked.error == "whatsapp_window"
     page = logged_in.get(f"/inbox/c/{conversation.id}").get_data(as_text=True)
-    assert f'id="scheduled-item-{item.id}"' in page and "24-hour window" in page
+    assert f'id="scheduled-item-{item.id}"' in page and "la fenêtre WhatsApp de 24 heures est fermée" in page
 
     # With an approved template it may leave after the window.
     template = make_template(workspace, "Rappel RDV", body="Bonjour {{prospect_name}}",

@@ -80,7 +80,7 @@ def test_undelivered_callback_shows_the_reason(app, logged_in, client, sms_chann
     assert message.delivery_status == "failed"
     assert message.error_code == "30003" and "Unreachable" in message.error_message
     badge = logged_in.get(f"/inbox/m/{message.id}/status").get_data(as_text=True)
-    assert "Unreachable destination handset" in badge and 'data-status="failed"' in badge
+    assert "Téléphone du destinataire injoignable" in badge and 'data-status="failed"' in badge  # in French
 
 
 def test_status_callback_with_bad_signature_changes_nothing(app, logged_in, client, sms_channel, fake_twilio):

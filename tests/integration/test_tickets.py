@@ -55,13 +55,13 @@ def test_escalating_a_conversation_opens_a_numbered_ticket_and_tells_the_custome
 
 def test_client_page_creates_a_ticket_and_reports_every_wrong_field(app, logged_in, contact):
     page = logged_in.get(f"/contacts/{contact.id}").get_data(as_text=True)
-    assert f"/tickets/new?contact_id={contact.id}" in page and "Create ticket" in page
+    assert f"/tickets/new?contact_id={contact.id}" in page and "Créer un ticket" in page
 
     bad = logged_in.post("/tickets", data={"contact_id": contact.id, "subject": "  ", "category": "weather",
                                            "priority": "medium"})
     assert bad.status_code == 422
     html = bad.get_data(as_text=True)
-    assert "Give the ticket a subject." in html and "Unknown category." in html
+    assert "Donnez un objet au ticket." in html and "Catégorie inconnue." in html  # the agent reads French
 
     ok = logged_in.post("/tickets", data={"contact_id": contact.id, "subject": "Facture en double",
                                           "category": "billing", "priority": "medium", "notify": "0"})
@@ -103,7 +103,7 @@ def test_status_flow_refuses_illegal_moves_with_a_message(app, logged_in, contac
     assert logged_in.post(url, headers=HX, data={"status": "closed", "notify": "0"}).status_code == 200
     refused = logged_in.post(url, headers=HX, data={"status": "open"})
     assert refused.status_code == 409
-    assert "closed ticket" in json.loads(refused.headers["HX-Trigger"])["toast"]["message"]
+    assert "Un ticket fermé" in json.loads(refused.headers["HX-Trigger"])["toast"]["message"]
     assert refused.headers["HX-Reswap"] == "none"
     assert logged_in.post(url, headers=HX, data={"status": "exploded"}).status_code == 422
     assert fresh(Ticket, ticket.id).status == "closed" and fresh(Ticket, ticket.id).closed_at is not None
@@ -234,7 +234,7 @@ def test_ticket_list_filters_and_query_count_does_not_grow_with_page_size(app, l
     found = logged_in.get("/tickets?q=TKT-000007", headers={**HX, "HX-Target": "ticket-list"}).get_data(as_text=True)
     assert re.findall(r">TKT-\d+<", found) == [">TKT-000007<"]
     page = logged_in.get("/tickets").get_data(as_text=True)
-    assert "target 0" in page  # the KPI strip: unassigned, open critical
+    assert "objectif 0" in page  # the KPI strip: unassigned, open critical
 
     app.config["TICKETS_PAGE_SIZE"] = 25
     first = logged_in.get("/tickets").get_data(as_text=True)
@@ -253,7 +253,7 @@ def test_rating_link_records_one_rating(app, client, agent, contact):
     assert client.get(path[:-3] + "xyz").status_code == 404  # altered token
     assert client.post(path, data={"score": "9"}).status_code == 422
     done = client.post(path, data={"score": "4", "comment": "Rapide et aimable"})
-    assert done.status_code == 200 and "Thank you" in done.get_data(as_text=True)
+    assert done.status_code == 200 and "Votre note a bien été enregistrée" in done.get_data(as_text=True)
     again = client.post(path, data={"score": "1"})
     assert again.status_code == 200
     ticket = fresh(Ticket, ticket.id)

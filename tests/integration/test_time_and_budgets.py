@@ -50,9 +50,9 @@ def test_timer_start_stop_and_manual_entries_from_the_ticket_page(app, logged_in
     future = (date.today() + timedelta(days=3)).isoformat()
     assert logged_in.post(f"/tickets/{ticket.id}/time", headers=hx, data={"minutes": "10", "work_date": future}).status_code == 422
     started = logged_in.post(f"/tickets/{ticket.id}/timer", headers=hx, data={"action": "start"})
-    assert started.status_code == 200 and "Stop timer" in started.get_data(as_text=True)
+    assert started.status_code == 200 and "Arrêter le chronomètre" in started.get_data(as_text=True)
     side = logged_in.post(f"/tickets/{ticket.id}/timer", headers=hx, data={"action": "stop"}).get_data(as_text=True)
-    assert "Start timer" in side
+    assert "Démarrer le chronomètre" in side  # the agent works in French
     db.session.rollback()  # see what the requests committed
     assert spend_of(ticket.workspace_id, ticket_id=ticket.id).minutes == 26 + 90 + 1
 
@@ -88,7 +88,7 @@ def test_budget_alerts_at_80_and_100_percent_once_per_period(app, client, agent,
 
     login(client, admin)
     page = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
-    assert "120" in page and "Set budget" in page
+    assert "120" in page and "Définir le budget" in page
 
 
 def test_only_admins_set_budgets(app, logged_in, contact):

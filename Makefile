@@ -40,5 +40,13 @@ extract-messages: $(VENV)/.installed  ## refresh the catalogue after adding stri
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o inbox/translations/messages.pot .
 	$(BIN)/pybabel update -i inbox/translations/messages.pot -d inbox/translations --no-fuzzy-matching
 
+BENCH_SCALE ?= 0.01
+bench: $(VENV)/.installed-test $(MO)  ## figures at BENCH_SCALE (1 = the issue's sizes), on DATABASE_URL or SQLite
+	$(BIN)/python bench/generate.py --scale $(BENCH_SCALE) --json bench/out/generate.json
+	$(BIN)/python bench/pages.py --runs 10 --json bench/out/pages.json
+	$(BIN)/python bench/ingest.py --duration 10 --json bench/out/ingest.json
+	$(BIN)/python bench/worker.py --sends 100 --routes 30 --json bench/out/worker.json
+	$(BIN)/python bench/live.py --messages 30 --clients 1 200 --timeout 5 --json bench/out/live.json
+
 clean:
 	rm -rf $(VENV) instance test-artifacts .pytest_cache

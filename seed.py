@@ -20,6 +20,7 @@ from inbox.actions.workspace import (
 )
 from inbox.channels.base import InboundMessage
 from inbox.demo_outbound import seed_outbound
+from inbox.demo_reports import seed_report_history
 from inbox.demo_sara import seed_sara
 from inbox.demo_tickets import seed_tickets
 from inbox.extensions import db
@@ -106,6 +107,7 @@ def seed_demo() -> str:
                 sent_at=utcnow() - timedelta(minutes=minutes_ago)))
         _work_on(contact.id, index, admin=admin, agents=agents)
     tickets = seed_tickets(workspace, admin=admin, agents=agents)
+    tickets += ", " + seed_report_history(workspace, admin=admin, agents=agents)
     seed_outbound(workspace, admin=admin)
     sara = seed_sara(workspace)
     return f"Demo workspace created: {len(CLIENTS)} clients, {len(channels)} channels, {tickets}, {sara}."

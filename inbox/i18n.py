@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from flask import Flask, current_app, has_request_context, request
 from babel.dates import format_timedelta
-from flask_babel import format_datetime, get_locale
+from babel.numbers import format_percent
+from flask_babel import format_date, format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -49,3 +51,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["ago"] = relative_time
     app.jinja_env.filters["datetime"] = lambda v, fmt="short": format_datetime(v, fmt) if v else ""
+    app.jinja_env.filters["date"] = lambda v, fmt="medium": format_date(v, fmt) if v else ""  # 1 mars 2026 / 1 Mar 2026
+    # "75,8 %" / "75.8%": a value already in percent (a budget's use), its decimals kept.
+    app.jinja_env.filters["percent"] = lambda v: format_percent(Decimal(str(v or 0)) / 100, locale=get_locale(),
+                                                                decimal_quantization=False)

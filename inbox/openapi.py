@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from copy import deepcopy
 
-from .models import Priority, TicketCategory, TicketStatus
+from .kinds import ChannelKind
+from .models import ConversationStatus, Priority, TicketCategory, TicketStatus
 
 STATUSES = [str(s) for s in TicketStatus]
 PRIORITIES = [str(p) for p in Priority]
@@ -16,6 +17,12 @@ CATEGORIES = [str(c) for c in TicketCategory]
 STAMP = {"type": ["string", "null"], "format": "date-time"}
 ID_PARAM = {"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"},
             "description": "The ticket's id (the `ticket_id` of a ticket, not its TKT- number)."}
+CONVERSATION_STATUSES = [str(s) for s in ConversationStatus]
+CHANNEL_KINDS = [str(k) for k in ChannelKind]
+CONVERSATION_ID = {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+CONTACT_ID = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+LABEL_ID = {"name": "label_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+MEMBERS_ONLY = " Members' tokens only (403 for a customer token)."
 
 
 def _ref(name: str) -> dict:
@@ -163,7 +170,76 @@ SCHEMAS: dict[str, dict] = {
                                                              "additionalProperties": {"type": "integer"}}}},
         },
     },
+    "Label": {
+        "type": "object", "required": ["label_id", "name", "color"],
+        "properties": {"label_id": {"type": "integer"}, "name": {"type": "string"},
+                       "color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"}},
+    },
+    "LabelList": {"type": "object", "required": ["labels"],
+                  "properties": {"labels": {"type": "array", "items": _ref("Label")}}},
+    "LabelRef": {"type": "object", "required": ["label_id"],
+                 "properties": {"label_id": {"type": "integer", "description": "A label of your workspace."}}},
+    "Conversation": {
+        "type": "object",
+        "required": ["conversation_id", "status", "priority", "channel", "contact", "assignee", "last_activity_at",
+                     "last_message_preview", "unread_count", "labels", "url"],
+        "properties": {
+            "conversation_id": {"type": "integer"},
+            "status": {"type": "string", "enum": CONVERSATION_STATUSES},
+            "priority": {"type": "string", "enum": PRIORITIES},
+            "channel": {"type": ["string", "null"], "enum": [*CHANNEL_KINDS, None],
+                        "description": "The channel of the last message."},
+            "contact": _ref("Party"),
+            "assignee": {"oneOf": [_ref("Party"), {"type": "null"}]},
+            "last_activity_at": STAMP, "last_message_preview": {"type": "string"},
+            "unread_count": {"type": "integer", "minimum": 0},
+            "labels": {"type": "array", "items": _ref("Label")},
+            "url": {"type": "string", "description": "The conversation in the inbox."},
+        },
+    },
+    "ConversationList": {
+        "type": "object", "required": ["conversations", "next_cursor"],
+        "properties": {"conversations": {"type": "array", "items": _ref("Conversation")},
+                       "next_cursor": {"type": ["string", "null"],
+                                       "description": "Pass it as `cursor` for the next page; null on the last."}},
+    },
+    "Contact": {
+        "type": "object",
+        "required": ["contact_id", "name", "company", "email", "phone", "preferred_channel", "locale", "labels",
+                     "created_at", "url"],
+        "properties": {
+            "contact_id": {"type": "integer"}, "name": {"type": "string"},
+            "company": {"type": ["string", "null"]}, "email": {"type": ["string", "null"]},
+            "phone": {"type": ["string", "null"]},
+            "preferred_channel": {"type": ["string", "null"], "enum": [*CHANNEL_KINDS, None]},
+            "locale": {"type": ["string", "null"]},
+            "labels": {"type": "array", "items": _ref("Label")},
+            "created_at": STAMP,
+            "url": {"type": "string", "description": "The client's page."},
+        },
+    },
 }
+
+def _label_paths(collection: str, schema: str, noun: str, id_param: dict) -> dict:
+    """Adding and removing a label, the same on conversations and on clients."""
+    base = f"/api/{collection}/{{{id_param['name']}}}/labels"
+    returned = _json(_ref(schema), f"The {noun}, with its labels.")
+    return {
+        base: {"post": {
+            "operationId": f"add{schema}Label",
+            "summary": f"Put a label on a {noun} (nothing changes if it is there already)." + MEMBERS_ONLY,
+            "parameters": [id_param],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("LabelRef")}}},
+            "responses": {"200": returned, **_errors(400, 401, 403, 404, 422)},
+        }},
+        base + "/{label_id}": {"delete": {
+            "operationId": f"remove{schema}Label",
+            "summary": f"Take a label off a {noun} (nothing changes if it is not there)." + MEMBERS_ONLY,
+            "parameters": [id_param, LABEL_ID],
+            "responses": {"200": returned, **_errors(401, 403, 404)},
+        }},
+    }
+
 
 PATHS: dict[str, dict] = {
     "/api/tickets": {
@@ -228,6 +304,45 @@ PATHS: dict[str, dict] = {
             "responses": {"200": _json(_ref("Stats"), "The figures."), **_errors(401, 403, 422)},
         },
     },
+    "/api/labels": {
+        "get": {
+            "operationId": "listLabels", "summary": "The workspace's labels, by name." + MEMBERS_ONLY,
+            "responses": {"200": _json(_ref("LabelList"), "Every label."), **_errors(401, 403)},
+        },
+    },
+    "/api/conversations": {
+        "get": {
+            "operationId": "listConversations",
+            "summary": "Conversations, latest activity first, with their labels." + MEMBERS_ONLY,
+            "parameters": [
+                {"name": "status", "in": "query",
+                 "schema": {"type": "string", "enum": [*CONVERSATION_STATUSES, "any"], "default": "open"}},
+                {"name": "label", "in": "query", "schema": {"type": "integer"},
+                 "description": "Only conversations carrying this label (a `label_id` of your workspace)."},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"},
+                 "description": "The `next_cursor` of the previous page."},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
+                                                             "default": 25}},
+            ],
+            "responses": {"200": _json(_ref("ConversationList"), "One page."), **_errors(401, 403, 422)},
+        },
+    },
+    "/api/conversations/{conversation_id}": {
+        "get": {
+            "operationId": "getConversation", "summary": "A conversation with its labels." + MEMBERS_ONLY,
+            "parameters": [CONVERSATION_ID],
+            "responses": {"200": _json(_ref("Conversation"), "The conversation."), **_errors(401, 403, 404)},
+        },
+    },
+    "/api/contacts/{contact_id}": {
+        "get": {
+            "operationId": "getContact", "summary": "A client (contact) with its labels." + MEMBERS_ONLY,
+            "parameters": [CONTACT_ID],
+            "responses": {"200": _json(_ref("Contact"), "The client."), **_errors(401, 403, 404)},
+        },
+    },
+    **_label_paths("conversations", "Conversation", "conversation", CONVERSATION_ID),
+    **_label_paths("contacts", "Contact", "client", CONTACT_ID),
 }
 
 RESPONSES = {
@@ -235,7 +350,8 @@ RESPONSES = {
     "Unauthorized": _json(_ref("Error"), "No token, or an invalid or revoked one (WWW-Authenticate: Bearer)."),
     "Forbidden": _json(_ref("Error"), "The token's role may not do this (e.g. a customer writing an internal "
                                       "note, reading stats, or acting for another client)."),
-    "NotFound": _json(_ref("Error"), "No such ticket, or not one this token may see."),
+    "NotFound": _json(_ref("Error"), "No such ticket (conversation, client, label), or not one this token may "
+                                     "see."),
     "Conflict": _json(_ref("Error"), "The ticket's state forbids it (e.g. replying on a closed ticket)."),
     "Unprocessable": _json(_ref("ValidationErrors"), "Wrong fields, each with a message."),
 }
@@ -245,8 +361,9 @@ def spec(base_url: str) -> dict:
     """The document, with this installation's address as its server."""
     return deepcopy({
         "openapi": "3.1.0",
-        "info": {"title": "Coccinelle tickets API", "version": "1.0.0",
-                 "description": "Tickets of a Coccinelle workspace. Authenticate with `Authorization: Bearer "
+        "info": {"title": "Coccinelle tickets API", "version": "1.1.0",
+                 "description": "Tickets of a Coccinelle workspace, and (members' tokens) its conversations, "
+                                "clients and their labels. Authenticate with `Authorization: Bearer "
                                 "<token>`: a member's token (agent or admin) sees the workspace's tickets, a "
                                 "customer's token only its own and never an internal note. Tokens are created "
                                 "in Settings → API tokens or with `flask api-token create --email EMAIL`."},

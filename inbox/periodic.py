@@ -21,6 +21,8 @@ PERIODIC: list[tuple[str, int]] = [
     ("inbox.jobs.tickets.auto_assign_sweep", 60),
     ("inbox.jobs.tickets.auto_close_sweep", 60 * 60),
     ("inbox.jobs.tickets.budget_sweep", 60 * 60),
+    ("inbox.jobs.tickets.digest_sweep", 60 * 60),  # daily pending reminder, weekly summary (local time)
+    ("inbox.jobs.portal.cleanup_expired_logins", 60 * 60),
     ("inbox.jobs.outbound.release_scheduled", 30),  # scheduled messages, campaigns, follow-ups (issue 8)
     ("inbox.jobs.outbound.campaign_tick", 30),
     ("inbox.jobs.outbound.followup_sweep", 10 * 60),

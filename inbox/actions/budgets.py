@@ -18,6 +18,7 @@ from ..models import (
 )
 from ..models.budget import crossed_thresholds, period_bounds
 from ..models.timeentry import spend_of
+from .audit import record
 from .notifications import admins_of, notify_many
 from .timetracking import local_today
 
@@ -43,11 +44,14 @@ def check_period(value: str) -> BudgetPeriod:
 
 def do_set_budget(contact: Contact, *, period: BudgetPeriod | str, amount: Decimal | str,
                   actor: User | None) -> Budget | None:
-    """Set (or, with 0, remove) the client's budget for each month, quarter or year."""
+    """Set (or, with 0, remove) the client's budget for each month, quarter or year. The change
+    is audit-logged (client, period, amount before → after) in the same transaction."""
     period, amount = check_period(str(period)), check_budget_amount(amount)
     budget = db.session.scalar(select(Budget).where(Budget.contact_id == contact.id, Budget.period == period))
+    before = _budget_state(contact, period, budget.amount) if budget is not None else None
     if amount == 0:
         if budget is not None:
+            record(actor, "budget.remove", budget, before, None)
             for alert in db.session.scalars(select(BudgetAlert).where(BudgetAlert.budget_id == budget.id)):
                 db.session.delete(alert)
             db.session.delete(budget)
@@ -58,11 +62,17 @@ def do_set_budget(contact: Contact, *, period: BudgetPeriod | str, amount: Decim
         db.session.add(budget)
     budget.amount = amount
     db.session.flush()
+    record(actor, "budget.set", budget, before, _budget_state(contact, period, amount),
+           keep=("contact", "period"))
     outbox.enqueue_job("inbox.jobs.tickets.check_contact_budgets", contact.id,
                        job_id=f"budget-{contact.id}-set-{budget.id}-{int(utcnow().timestamp())}",
                        workspace_id=contact.workspace_id)
     outbox.commit()
     return budget
+
+
+def _budget_state(contact: Contact, period: BudgetPeriod, amount: Decimal) -> dict:
+    return {"contact": contact.display_name, "period": period, "amount": amount}
 
 
 def budget_use(budget: Budget, *, day: date) -> BudgetUse:

@@ -85,10 +85,16 @@ def check_template_form(form, *, workspace_id: int, existing: OutboundTemplate |
 
 def do_save_template(workspace_id: int, values: dict, *, existing: OutboundTemplate | None = None,
                      actor: User | None = None) -> OutboundTemplate:
+    from .audit import record, state
+
     template = existing or OutboundTemplate(workspace_id=workspace_id)
+    before = state(template, values) if existing is not None else None
     for key, value in values.items():
         setattr(template, key, value)
     db.session.add(template)
+    if actor is not None:  # the demo seed writes its templates unaudited
+        record(actor, "template.update" if existing is not None else "template.create", template, before,
+               state(template, values), workspace_id=workspace_id, keep=("name",))
     outbox.commit()
     return template
 
@@ -115,6 +121,9 @@ def do_set_sending_rules(channel: Channel, *, send_hours: str, daily_limit: str,
         settings["send_hours"] = format_hours(parse_hours(hours))
     else:
         settings.pop("send_hours", None)
+    from .audit import record
+
+    record(actor, "channel.sending_rules", channel, {"settings": dict(channel.settings or {})}, {"settings": settings})
     channel.settings = settings
     outbox.commit()
 

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
+import mimetypes
+from typing import TYPE_CHECKING
+
 from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import outbox
+from .. import outbox, storage
 from ..channels.registry import can_send_text
 from ..extensions import db
 from ..models import (
@@ -15,8 +19,12 @@ from ..errors import ValidationError
 from ..orchestrator.delivery import preferred_channels, schedule_delivery
 from ..orchestrator.ingest import announce_message, touch_conversation
 
-# Telegram splits longer texts into several messages (4096 characters each); others refuse.
-REPLY_LIMITS = {"sms": 1600, "whatsapp": 4096, "telegram": 16_384, "email": 100_000, "voice": 1600}
+if TYPE_CHECKING:
+    from .portal import UploadedFile
+
+# Telegram and Meta WhatsApp split longer texts into several messages (4096 characters each); others refuse.
+REPLY_LIMITS = {"sms": 1600, "whatsapp": 4096, "whatsapp/meta": 16_384, "telegram": 16_384, "email": 100_000,
+                "voice": 1600}
 
 
 # -- access ------------------------------------------------------------------------------------
@@ -52,14 +60,19 @@ def access_agent(user_id: int | None, user: User) -> User | None:
     return agent
 
 
-def reply_channels(conversation: Conversation) -> list[Channel]:
-    """Channels the reply can go out on: enabled, and the contact has an address there."""
-    kinds = select(ContactIdentity.kind).where(ContactIdentity.contact_id == conversation.contact_id)
+def reachable_channels(workspace_id: int, contact_id: int) -> list[Channel]:
+    """Channels that can carry text to the contact: enabled, and the contact has an address there."""
+    kinds = select(ContactIdentity.kind).where(ContactIdentity.contact_id == contact_id)
     stmt = select(Channel).where(
-        Channel.workspace_id == conversation.workspace_id, Channel.enabled.is_(True),
+        Channel.workspace_id == workspace_id, Channel.enabled.is_(True),
         Channel.kind.in_(kinds),
     ).order_by(Channel.kind, Channel.name)
-    channels = [c for c in db.session.scalars(stmt) if can_send_text(c.kind, c.provider)]
+    return [c for c in db.session.scalars(stmt) if can_send_text(c.kind, c.provider)]
+
+
+def reply_channels(conversation: Conversation) -> list[Channel]:
+    """Channels the reply can go out on: enabled, and the contact has an address there."""
+    channels = reachable_channels(conversation.workspace_id, conversation.contact_id)
     # The channel the customer last wrote on first (that is where they expect the answer), then
     # their preferred one…: the order fallback follows too (orchestrator/delivery.py).
     return preferred_channels(conversation, channels)
@@ -93,16 +106,54 @@ def access_reply_channel(conversation: Conversation, channel_id: int | None) -> 
 
 
 # -- check -------------------------------------------------------------------------------------
-def check_reply(text: str, channel: Channel | None) -> str:
+def check_reply(text: str, channel: Channel | None, *, has_files: bool = False) -> str:
     text = (text or "").strip()
+    if not text and has_files:  # a photo or a document alone is a message
+        return ""
     if not text:
         raise ValidationError(_("Write a message before sending."), field="body")
-    limit = REPLY_LIMITS.get(channel.kind, 4096) if channel else 20_000
+    limit = REPLY_LIMITS.get(f"{channel.kind}/{channel.provider}", REPLY_LIMITS.get(channel.kind, 4096)) if channel else 20_000
     if len(text) > limit:
         raise ValidationError(
             _("This message is %(length)d characters long; the limit on this channel is %(limit)d.",
               length=len(text), limit=limit), field="body")
     return text
+
+
+def check_reply_files(files, channel: Channel | None) -> list[UploadedFile]:
+    """Files for a reply on `channel` (None: an internal note): images and common documents,
+    each within what the channel's provider carries (storage.SEND_LIMITS). Read and checked
+    before anything is stored."""
+    from .portal import check_files  # portal imports this module (tickets reply through it)
+
+    chosen = [f for f in files or () if f is not None and getattr(f, "filename", None)]
+    if not chosen:
+        return []
+    limits = storage.send_limits(channel.kind if channel else None)
+    if limits is None:
+        raise ValidationError(_("Files cannot be sent on this channel."), field="files")
+    uploads = [_known_type(u) for u in check_files(chosen, max_bytes=max(limits.image, limits.document))]
+    for upload in uploads:
+        kind = storage.sendable_type(upload.content_type)
+        if kind is None:
+            raise ValidationError(_("“%(name)s” cannot be sent: only images, PDF and office documents.",
+                                    name=upload.filename), field="files")
+        limit = limits.image if kind == "image" else limits.document
+        if len(upload.content) > limit:
+            raise ValidationError(_("“%(name)s” is too large for this channel: %(mb)d MB at most.",
+                                    name=upload.filename, mb=limit // storage.MB), field="files")
+    if limits.total and sum(len(u.content) for u in uploads) > limits.total:
+        raise ValidationError(_("These files together are too large for this channel: %(mb)d MB at most.",
+                                mb=limits.total // storage.MB), field="files")
+    return uploads
+
+
+def _known_type(upload: UploadedFile) -> UploadedFile:
+    """Some browsers call any office file "application/octet-stream": its extension says more."""
+    if upload.content_type != "application/octet-stream":
+        return upload
+    guessed = mimetypes.guess_type(upload.filename)[0]
+    return dataclasses.replace(upload, content_type=guessed) if guessed else upload
 
 
 def check_status(value: str) -> ConversationStatus:
@@ -121,8 +172,10 @@ def check_priority(value: str) -> Priority:
 
 # -- do ----------------------------------------------------------------------------------------
 def do_send_reply(conversation: Conversation, text: str, *, actor: User, channel: Channel,
-                  idempotency_key: str | None = None, meta: dict | None = None) -> Message:
-    """Store the agent's reply as queued and promise its delivery. A repeated key returns the first."""
+                  idempotency_key: str | None = None, meta: dict | None = None,
+                  files: list[UploadedFile] = ()) -> Message:
+    """Store the agent's reply (and its files) as queued and promise its delivery. A repeated
+    key returns the first, files included: nothing is stored twice."""
     if idempotency_key:
         existing = _by_idempotency_key(conversation, idempotency_key)
         if existing is not None:
@@ -136,6 +189,7 @@ def do_send_reply(conversation: Conversation, text: str, *, actor: User, channel
         conversation.assignee_id = actor.id  # whoever answers first owns it, as in Chatwoot
     conversation.unread_count = 0
     db.session.flush()
+    _attach(message, files)
     schedule_delivery(message)
     announce_message(message)
     outbox.commit()
@@ -157,8 +211,9 @@ def do_send_bot_reply(conversation: Conversation, text: str, *, channel: Channel
 
 
 def do_add_note(conversation: Conversation, text: str, *, actor: User,
-                idempotency_key: str | None = None) -> Message:
-    """An internal note: visible to agents only, never sent to the customer."""
+                idempotency_key: str | None = None, files: list[UploadedFile] = ()) -> Message:
+    """An internal note: visible to agents only, never sent to the customer (nor its files:
+    the public media URL refuses them)."""
     if idempotency_key:
         existing = _by_idempotency_key(conversation, idempotency_key)
         if existing is not None:
@@ -166,6 +221,7 @@ def do_add_note(conversation: Conversation, text: str, *, actor: User,
     message = _new_message(conversation, text, actor=actor, channel=None,
                            idempotency_key=idempotency_key, internal=True)
     db.session.flush()
+    _attach(message, files)
     announce_message(message)
     outbox.commit()
     return message
@@ -219,6 +275,17 @@ def _by_idempotency_key(conversation: Conversation, key: str) -> Message | None:
     stmt = select(Message).where(Message.conversation_id == conversation.id,
                                  Message.idempotency_key == key)
     return db.session.scalar(stmt)
+
+
+def _attach(message: Message, files: list[UploadedFile]) -> None:
+    """Keep the files as the message's attachments (the bytes in inbox/storage.py)."""
+    for upload in files:
+        db.session.add(Attachment(message_id=message.id, content_type=upload.content_type,
+                                  filename=upload.filename, size=len(upload.content),
+                                  storage_key=storage.save(upload.content)))
+    if files:
+        db.session.flush()
+        db.session.expire(message, ["attachments"])  # the thread shows them at once
 
 
 def _new_message(conversation: Conversation, text: str, *, actor: User | None, channel: Channel | None,

@@ -23,13 +23,14 @@ from ..errors import ValidationError
 from ..extensions import db
 from ..models import (
     Channel, Consent, Contact, Conversation, ConversationStatus, Direction, FollowUpOutcome, FollowUpRule,
-    FollowUpSent, FollowUpTrigger, Message, OutboundTemplate, SenderKind, User, Workspace,
+    FollowUpSent, FollowUpTrigger, Label, Message, OutboundTemplate, SenderKind, User, Workspace,
 )
 from ..orchestrator.outbound import (
     choose_channel, contact_values, conversation_for, queue_message, render_template, sendable_channels,
     whatsapp_needs_template,
 )
 from ..orchestrator.sending_rules import SendRules, allowed_at, bulk_sent_today
+from .labels import attach_label
 
 log = logging.getLogger(__name__)
 MAX_FOLLOW_UPS = 10
@@ -62,8 +63,12 @@ def check_rule_form(form, *, user: User) -> dict:
     template = db.session.get(OutboundTemplate, form.get("template_id", type=int) or 0)
     if template is None or template.workspace_id != user.workspace_id:
         raise ValidationError(_("Pick a template."), field="template_id")
+    label = db.session.get(Label, form.get("label_id", type=int) or 0) if form.get("label_id") else None
+    if form.get("label_id") and (label is None or label.workspace_id != user.workspace_id):
+        raise ValidationError(_("This label does not exist."), field="label_id")
     return {"name": name, "trigger": trigger, "delay_days": days, "max_per_conversation": most,
-            "template_id": template.id, "enabled": form.get("enabled") == "1"}
+            "template_id": template.id, "label_id": label.id if label else None,
+            "enabled": form.get("enabled") == "1"}
 
 
 def do_save_rule(workspace_id: int, values: dict, *, existing: FollowUpRule | None = None,
@@ -185,6 +190,8 @@ def _apply(rule: FollowUpRule, occasion: Occasion, now: datetime) -> str:
                             sender_kind=SenderKind.AGENT, sender_user_id=conversation.assignee_id,
                             meta={"followup_rule_id": rule.id, "followup_rule_name": rule.name})
     row.message_id = message.id
+    if rule.label_id is not None:  # the rule's label, committed with the message
+        attach_label(conversation, db.session.get(Label, rule.label_id))
     outbox.commit()
     return "sent"
 

@@ -1,5 +1,6 @@
-"""Labels: defined by the workspace, put on conversations and contacts by agents, automations and
-the API (do_add_label / do_remove_label take a target and a label, nothing from HTTP)."""
+"""Labels: defined by the workspace, put on conversations and contacts by agents, automations (a
+follow-up rule labels the conversation it follows up) and the API (do_add_label /
+do_remove_label take a target and a label, nothing from HTTP)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from collections.abc import Iterable
 
 from flask import abort
 from flask_babel import gettext as _
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from .. import outbox
 from ..errors import ValidationError
 from ..extensions import db
-from ..models import Contact, ContactLabel, Conversation, ConversationLabel, Label, User
+from ..models import Contact, ContactLabel, Conversation, ConversationLabel, FollowUpRule, Label, User
 from ..models.label import COLOR, PALETTE
 
 
@@ -61,6 +62,7 @@ def do_update_label(label: Label, *, name: str, color: str, actor: User | None =
 
 
 def do_delete_label(label: Label, *, actor: User | None = None) -> None:
+    db.session.execute(update(FollowUpRule).where(FollowUpRule.label_id == label.id).values(label_id=None))
     db.session.execute(delete(ConversationLabel).where(ConversationLabel.label_id == label.id))
     db.session.execute(delete(ContactLabel).where(ContactLabel.label_id == label.id))
     db.session.delete(label)
@@ -74,7 +76,7 @@ def do_set_conversation_labels(conversation: Conversation, labels: list[Label], 
     if {l.id for l in conversation.labels} == {l.id for l in labels}:
         return
     conversation.labels = sorted(labels, key=lambda l: l.name)
-    outbox.publish_event(conversation.workspace_id, "conversation-changed", conversation_id=conversation.id)
+    _announce(conversation)
     outbox.commit()
 
 
@@ -83,16 +85,26 @@ def do_set_contact_labels(contact: Contact, labels: list[Label], *, actor: User 
     if {l.id for l in contact.labels} == {l.id for l in labels}:
         return
     contact.labels = sorted(labels, key=lambda l: l.name)
-    outbox.publish_event(contact.workspace_id, f"contact-{contact.id}-labels")
+    _announce(contact)
     outbox.commit()
 
 
 def do_add_label(target: Conversation | Contact, label: Label, *, actor: User | None = None) -> bool:
-    """For automations and the API: add one label; False when it was already there."""
+    """For the API: add one label; False when it was already there."""
+    added = attach_label(target, label)
+    if added:
+        outbox.commit()
+    return added
+
+
+def attach_label(target: Conversation | Contact, label: Label) -> bool:
+    """Add one label in the caller's transaction (automations: the follow-up sweep commits it
+    with the message it sends). False when it was already there."""
+    _check_same_workspace(target.workspace_id, [label])
     if label in target.labels:
         return False
-    setter = do_set_conversation_labels if isinstance(target, Conversation) else do_set_contact_labels
-    setter(target, [*target.labels, label], actor=actor)
+    target.labels = sorted([*target.labels, label], key=lambda l: l.name)
+    _announce(target)
     return True
 
 
@@ -102,6 +114,13 @@ def do_remove_label(target: Conversation | Contact, label: Label, *, actor: User
     setter = do_set_conversation_labels if isinstance(target, Conversation) else do_set_contact_labels
     setter(target, [l for l in target.labels if l.id != label.id], actor=actor)
     return True
+
+
+def _announce(target: Conversation | Contact) -> None:
+    if isinstance(target, Conversation):
+        outbox.publish_event(target.workspace_id, "conversation-changed", conversation_id=target.id)
+    else:
+        outbox.publish_event(target.workspace_id, f"contact-{target.id}-labels")
 
 
 def _check_same_workspace(workspace_id: int, labels: list[Label]) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
 from flask import current_app
-from flask_babel import force_locale
+from flask_babel import force_locale, format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
@@ -90,7 +91,67 @@ def notification_text(n: Notification) -> str:
         return _("%(contact)s has used %(percent)s%% of its %(period)s budget (%(spent)s of %(amount)s %(currency)s)",
                  contact=d.get("contact", ""), percent=d.get("percent", ""), period=period_text(d.get("period")),
                  spent=d.get("spent", ""), amount=d.get("amount", ""), currency=d.get("currency", ""))
+    if kind == NotificationKind.NEW_TICKET:
+        return _("New unassigned ticket %(ref)s from %(contact)s: %(subject)s", ref=d.get("ref", ""),
+                 contact=d.get("contact", ""), subject=d.get("subject", ""))
+    if kind == NotificationKind.PENDING_REMINDER:
+        mine, unassigned = int(d.get("mine") or 0), int(d.get("unassigned") or 0)
+        if mine and unassigned:
+            return _("Tickets waiting for more than 24 h: %(mine)d yours, %(unassigned)d unassigned",
+                     mine=mine, unassigned=unassigned)
+        if unassigned:
+            return _("Tickets waiting for more than 24 h: %(n)d unassigned", n=unassigned)
+        return _("Tickets waiting for more than 24 h: %(n)d yours", n=mine)
+    if kind == NotificationKind.WEEKLY_SUMMARY:
+        return _("Weekly summary (%(week)s): %(resolved)d resolved (%(before)d the week before), %(opened)d opened",
+                 week=d.get("week", ""), resolved=d.get("resolved", 0), before=d.get("resolved_week_before", 0),
+                 opened=d.get("opened", 0))
     return str(kind)
+
+
+def notification_details(n: Notification) -> list[str]:
+    """The lines under the headline, for the digests (the email body and the notifications page)."""
+    d = n.data or {}
+    if n.kind == NotificationKind.PENDING_REMINDER:
+        lines = []
+        for t in d.get("tickets") or []:
+            line = _("%(ref)s · %(subject)s — waiting for %(hours)d h", ref=t.get("ref", ""),
+                     subject=t.get("subject", ""), hours=t.get("hours", 0))
+            lines.append(line + (" · " + _("unassigned") if t.get("unassigned") else ""))
+        more = int(d.get("mine") or 0) + int(d.get("unassigned") or 0) - len(lines)
+        if more > 0:
+            lines.append(_("… and %(n)d more", n=more))
+        return lines
+    if n.kind == NotificationKind.WEEKLY_SUMMARY:
+        satisfaction = (_("Satisfaction: %(score)s/5 over %(n)d ratings",
+                          score=format_decimal(Decimal(d["satisfaction"]), "0.0#"), n=d.get("ratings", 0))
+                        if d.get("satisfaction") else _("Satisfaction: no rating this week"))
+        categories = ", ".join(f"{category_text(c)} ({count})" for c, count in d.get("top_categories") or [])
+        return [
+            _("Tickets opened: %(n)d", n=d.get("opened", 0)),
+            _("Tickets resolved: %(n)d (week before: %(before)d)", n=d.get("resolved", 0),
+              before=d.get("resolved_week_before", 0)),
+            _("Tickets closed: %(n)d", n=d.get("closed", 0)),
+            _("Mean first response: %(time)s", time=duration_text(d.get("first_response_minutes"))),
+            _("Mean resolution time: %(time)s", time=duration_text(d.get("resolution_minutes"))),
+            _("SLA breaches: %(n)d", n=d.get("sla_breaches", 0)),
+            satisfaction,
+            _("Top categories: %(list)s", list=categories or "–"),
+        ]
+    return []
+
+
+def duration_text(minutes: int | None) -> str:
+    if minutes is None:
+        return "–"
+    hours, rest = divmod(int(minutes), 60)
+    return _("%(h)d h %(m)02d", h=hours, m=rest) if hours else _("%(m)d min", m=rest)
+
+
+def category_text(value: str | None) -> str:
+    return {"general": _("General"), "billing": _("Billing"), "technical": _("Technical"),
+            "bug_report": _("Bug report"), "account": _("Account"),
+            "suggestion": _("Suggestion")}.get(value or "", value or "")
 
 
 def priority_text(value: str | None) -> str:
@@ -101,13 +162,19 @@ def period_text(value: str | None) -> str:
     return {"month": _("monthly"), "quarter": _("quarterly"), "year": _("yearly")}.get(value or "", value or "")
 
 
-def notification_url(n: Notification) -> str:
-    base = current_app.config["PUBLIC_BASE_URL"]
+def notification_path(n: Notification) -> str:
+    """Where the notification leads: its ticket, its client, or the list it is about."""
     if n.ticket_id:
-        return f"{base}/tickets/{n.ticket_id}"
+        return f"/tickets/{n.ticket_id}"
     if n.contact_id:
-        return f"{base}/contacts/{n.contact_id}"
-    return f"{base}/notifications"
+        return f"/contacts/{n.contact_id}"
+    if n.kind == NotificationKind.PENDING_REMINDER:
+        return "/tickets?assignee=me" if (n.data or {}).get("mine") else "/tickets?assignee=none"
+    return "/notifications"
+
+
+def notification_url(n: Notification) -> str:
+    return current_app.config["PUBLIC_BASE_URL"] + notification_path(n)
 
 
 def do_mark_read(user: User, *, notification_ids: list[int] | None = None) -> int:
@@ -131,8 +198,10 @@ def send_notification_email(notification_id: int, *, now: datetime | None = None
     workspace = db.session.get(Workspace, n.workspace_id)
     with force_locale(n.user.locale or workspace.default_locale):
         subject = f"[Coccinelle] {notification_text(n)}"
+        details = notification_details(n)
         body = "\n".join([
             _("Hello %(name)s,", name=n.user.name), "", notification_text(n), "",
+            *([f"- {line}" for line in details] + [""] if details else []),
             _("Open it: %(url)s", url=notification_url(n)), "",
             _("You receive this email because you are a member of %(workspace)s on Coccinelle.",
               workspace=workspace.name),

@@ -24,7 +24,7 @@ from flask import abort, current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from .. import outbox, storage
 from ..errors import PermanentDeliveryError, ValidationError
@@ -273,6 +273,29 @@ def send_login(login_id: int, *, now: datetime | None = None) -> bool:
     return True
 
 
+EXPIRED_KEPT = timedelta(hours=1)  # an expired sign-in stays a while (the code page can still say why)
+CLEANUP_BATCH = 1000
+
+
+def do_delete_expired_logins(*, now: datetime | None = None) -> int:
+    """Delete sign-ins (links and codes) expired for more than an hour, in small batches so no
+    transaction holds the table long. Nothing in them is secret, but nothing in them is useful
+    any more either; the per-contact rate limit only counts the last minute's rows."""
+    cutoff = (now or utcnow()) - EXPIRED_KEPT
+    deleted = 0
+    while True:
+        ids = list(db.session.scalars(select(PortalLogin.id).where(PortalLogin.expires_at < cutoff)
+                                      .order_by(PortalLogin.id).limit(CLEANUP_BATCH)))
+        if not ids:
+            break
+        deleted += db.session.execute(delete(PortalLogin).where(PortalLogin.id.in_(ids))
+                                      .execution_options(synchronize_session=False)).rowcount
+        db.session.commit()
+    if deleted:
+        log.info("portal sign-ins deleted: %s expired before %s", deleted, cutoff.isoformat())
+    return deleted
+
+
 # -- tickets -------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class UploadedFile:
@@ -281,8 +304,8 @@ class UploadedFile:
     content: bytes
 
 
-def check_files(files) -> list[UploadedFile]:
-    """Files a customer (or agent) uploads: at most 5, none too large or dangerous."""
+def check_files(files, *, max_bytes: int = storage.MAX_ATTACHMENT_BYTES) -> list[UploadedFile]:
+    """Files a customer (or agent) uploads: at most 5, none larger than `max_bytes` or dangerous."""
     kept = []
     for item in files or ():
         if item is None or not getattr(item, "filename", None):
@@ -290,12 +313,12 @@ def check_files(files) -> list[UploadedFile]:
         if len(kept) >= MAX_FILES:
             raise ValidationError(_("At most %(n)d files at a time.", n=MAX_FILES), field="files")
         name = PurePath(item.filename.replace("\\", "/")).name.strip()[:255] or "file"
-        content = item.read(storage.MAX_ATTACHMENT_BYTES + 1)
+        content = item.read(max_bytes + 1)
         content_type = (item.mimetype or mimetypes.guess_type(name)[0] or "application/octet-stream")[:128]
-        reason = storage.refusal_reason(name, content_type, len(content))
+        reason = storage.refusal_reason(name, content_type, len(content), max_bytes=max_bytes)
         if reason == "too_large":
             raise ValidationError(_("“%(name)s” is too large: %(mb)d MB at most.", name=name,
-                                    mb=storage.MAX_ATTACHMENT_BYTES // (1024 * 1024)), field="files")
+                                    mb=max_bytes // (1024 * 1024)), field="files")
         if reason:
             raise ValidationError(_("“%(name)s” is a kind of file we do not accept.", name=name), field="files")
         if not content:

@@ -1,7 +1,8 @@
 """Satisfaction ratings: 1–5 and an optional comment, once per ticket.
 
 SMS / WhatsApp / Telegram customers answer the rating request with a digit (the routing step
-calls `do_record_rating`); email and portal customers follow a signed link to a small page.
+calls `do_record_rating`); email and portal customers follow a signed link to the portal's
+rating page (/portal/rate/<token>; the older /rate/<token> links redirect there).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def rating_token(ticket: Ticket) -> str:
 
 
 def rating_url(ticket: Ticket) -> str:
-    return f"{current_app.config['PUBLIC_BASE_URL']}/rate/{rating_token(ticket)}"
+    """The signed link to the portal's rating page (no sign-in: the link is the key)."""
+    return f"{current_app.config['PUBLIC_BASE_URL']}/portal/rate/{rating_token(ticket)}"
 
 
 def ticket_from_token(token: str) -> Ticket | None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
 from flask import abort
 from flask_babel import gettext as _
+from sqlalchemy import func, select
 
 from .. import outbox
 from ..ai import types as ai
+from ..ai.cost import TokenCost
 from ..errors import ValidationError
 from ..extensions import db
 from ..models import KnowledgeArticle, Message, SaraDecision, SaraIntent, SaraSettings, TrainingExample, User, utcnow
@@ -45,14 +50,46 @@ def check_settings(form) -> dict:
         raise ValidationError(_("Unknown engine."), field="engine")
     return {"enabled": form.get("enabled") == "1", "engine": engine,
             "model": (form.get("model") or "gpt-4o-mini").strip()[:80], "confidence_threshold": threshold,
-            "auto_reply_off_channels": sorted({int(v) for v in form.getlist("auto_reply_off") if v.isdigit()})}
+            "auto_reply_off_channels": sorted({int(v) for v in form.getlist("auto_reply_off") if v.isdigit()}),
+            "prompt_price_per_million": _price(form, "prompt_price_per_million"),
+            "completion_price_per_million": _price(form, "completion_price_per_million")}
+
+
+def _price(form, field: str) -> Decimal | None:
+    raw = (form.get(field) or "").strip().replace(",", ".")
+    if not raw:
+        return None
+    try:
+        price = Decimal(raw)
+    except InvalidOperation:
+        price = Decimal(-1)
+    if not price.is_finite() or not 0 <= price < 1_000_000:
+        raise ValidationError(_("A price per million tokens is a positive number, e.g. 0.15."), field=field)
+    return price.quantize(Decimal("0.0001"))
+
+
+def token_usage(workspace_id: int, *, now: datetime, days: int = 30) -> TokenCost:
+    """Sara's decisions of the last `days` days and the tokens they used (one aggregate query)."""
+    row = db.session.execute(select(
+        func.count(SaraDecision.id), func.coalesce(func.sum(SaraDecision.prompt_tokens), 0),
+        func.coalesce(func.sum(SaraDecision.completion_tokens), 0),
+        func.count(SaraDecision.id).filter(SaraDecision.prompt_tokens + SaraDecision.completion_tokens > 0),
+    ).where(SaraDecision.workspace_id == workspace_id,
+            SaraDecision.created_at >= now - timedelta(days=days))).one()
+    return TokenCost(messages=int(row[0]), prompt_tokens=int(row[1]), completion_tokens=int(row[2]),
+                     llm_calls=int(row[3]))
 
 
 def do_update_settings(workspace_id: int, values: dict, *, actor: User | None) -> SaraSettings:
+    from .audit import record, state
+
     settings = SaraSettings.of(workspace_id)
+    before = state(settings, values)
     for key, value in values.items():
         setattr(settings, key, value)
     db.session.add(settings)
+    if actor is not None:  # the demo seed switches her on unaudited
+        record(actor, "sara.settings", settings, before, state(settings, values), workspace_id=workspace_id)
     outbox.commit()
     return settings
 
@@ -67,11 +104,18 @@ def check_article(form) -> dict:
             "enabled": form.get("enabled", "1") == "1"}
 
 
-def do_save_article(workspace_id: int, values: dict, *, article: KnowledgeArticle | None = None) -> KnowledgeArticle:
+def do_save_article(workspace_id: int, values: dict, *, article: KnowledgeArticle | None = None,
+                    actor: User | None = None) -> KnowledgeArticle:
+    from .audit import record, state
+
+    before = state(article, values) if article is not None else None
+    action = "sara.article_update" if article is not None else "sara.article_create"
     article = article or KnowledgeArticle(workspace_id=workspace_id)
     for key, value in values.items():
         setattr(article, key, value)
     db.session.add(article)
+    if actor is not None:  # the demo seed writes its knowledge base unaudited
+        record(actor, action, article, before, state(article, values), workspace_id=workspace_id, keep=("title",))
     outbox.commit()
     return article
 
@@ -102,11 +146,18 @@ def check_intent(form, *, workspace_id: int) -> dict:
             "always_escalate": form.get("always_escalate") == "1"}
 
 
-def do_save_intent(workspace_id: int, values: dict, *, intent: SaraIntent | None = None) -> SaraIntent:
+def do_save_intent(workspace_id: int, values: dict, *, intent: SaraIntent | None = None,
+                   actor: User | None = None) -> SaraIntent:
+    from .audit import record, state
+
+    before = state(intent, values) if intent is not None else None
+    action = "sara.intent_update" if intent is not None else "sara.intent_create"
     intent = intent or SaraIntent(workspace_id=workspace_id)
     for key, value in values.items():
         setattr(intent, key, value)
     db.session.add(intent)
+    if actor is not None:
+        record(actor, action, intent, before, state(intent, values), workspace_id=workspace_id, keep=("name",))
     outbox.commit()
     return intent
 

@@ -32,8 +32,10 @@ from ..orchestrator.outbound import (
     Rendered, contact_values, conversation_for, last_inbound_at, queue_message, render_template,
     whatsapp_needs_template,
 )
+from ..orchestrator.delivery import rank_channels
 from ..orchestrator.sending_rules import SendRules, allowed_at, next_allowed
 from ..channels.whatsapp_twilio import window_closes_at
+from .conversations import check_reply, reachable_channels
 
 log = logging.getLogger(__name__)
 MAX_AHEAD = timedelta(days=366)
@@ -55,6 +57,38 @@ def access_template(template_id: int | None, user: User) -> OutboundTemplate | N
     if template is None or template.workspace_id != user.workspace_id:
         raise ValidationError(_("This template does not exist."), field="template")
     return template
+
+
+def contact_channels(contact: Contact) -> list[Channel]:
+    """Where a new message to the contact can go (the client page's "new message later"):
+    the channels they have an address on, their preferred kind first."""
+    return rank_channels(reachable_channels(contact.workspace_id, contact.id), last_used_channel_id=None,
+                         preferred_kind=contact.preferred_channel, recent_channel_ids=[])
+
+
+def access_contact_channel(contact: Contact, channel_id: int | None) -> Channel:
+    """The channel asked for among the contact's; the preferred one when none was asked."""
+    for channel in contact_channels(contact):
+        if channel_id is None or channel.id == channel_id:
+            return channel
+    raise ValidationError(_("This contact cannot be reached on that channel."), field="channel")
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleInput:
+    text: str
+    template: OutboundTemplate | None
+    send_at: datetime
+
+
+def check_schedule_form(form, channel: Channel, user: User, *, now: datetime) -> ScheduleInput:
+    """The "send later" form, from the composer or the client page: a text (or a template, which
+    then replaces it), and a quick choice or a date and time in the workspace's zone."""
+    template = access_template(form.get("template_id", type=int), user)
+    body = form.get("body", "")
+    text = body if template else check_reply(body, channel)
+    send_at = check_send_at(form.get("send_at"), form.get("when"), timezone=user.workspace.timezone, now=now)
+    return ScheduleInput(text=text, template=template, send_at=send_at)
 
 
 @dataclass(frozen=True, slots=True)

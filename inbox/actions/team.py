@@ -10,9 +10,10 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from babel.dates import format_datetime
 from flask import abort, current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -31,6 +32,7 @@ from ..models import (
 from ..models.invitation import INVITATION_TTL, new_nonce
 from .assignment import do_set_availability
 from .audit import record
+from .crm import LOCALES
 from .ticket_settings import do_set_capacity
 from .timetracking import check_hourly_cost, do_set_user_rate, rate_on
 from .workspace import EMAIL, check_new_user
@@ -214,7 +216,8 @@ def send_invitation_email(invitation_id: int, *, now: datetime | None = None) ->
             _("%(inviter)s invites you to join %(workspace)s on Coccinelle as %(role)s.", inviter=inviter,
               workspace=workspace.name, role=role), "",
             _("Choose your name and password here:"), invitation_url(invitation), "",
-            _("The link works once, until %(date)s (UTC).", date=invitation.expires_at.strftime("%Y-%m-%d %H:%M")),
+            _("The link works once, until %(date)s (UTC).",
+              date=format_datetime(invitation.expires_at, "medium", tzinfo=UTC, locale=workspace.default_locale)),
             _("If you did not expect this invitation, you can ignore this email."),
         ])
     get_mailer().send(Email(to=invitation.email, subject=subject, body=body))
@@ -342,5 +345,26 @@ def do_reactivate(user: User, *, actor: User) -> User:
     user.is_active_member = True
     record(actor, "team.reactivate", user, {"active": False}, {"active": True})
     outbox.publish_event(user.workspace_id, "agents-changed", user_id=user.id)
+    outbox.commit()
+    return user
+
+
+# -- one's own preferences ---------------------------------------------------------------------
+def check_user_locale(value: str | None) -> str | None:
+    """ "fr" or "en"; empty: follow the workspace's default language."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value not in LOCALES:
+        raise ValidationError(_("Choose a language."), field="locale")
+    return value
+
+
+def do_set_user_locale(user: User, locale: str | None) -> User:
+    """The language a member works in (pages, notification emails); None: the workspace's."""
+    locale = check_user_locale(locale)
+    before = user.locale
+    user.locale = locale
+    record(user, "team.language", user, {"language": before}, {"language": locale})
     outbox.commit()
     return user

@@ -1,5 +1,6 @@
 """Admins tune tickets per workspace: delays, business hours, holidays, SLA targets, the team's
-capacity. (Hourly costs: timetracking.do_set_user_rate.)"""
+capacity and hourly costs (effective-dated: timetracking.do_set_user_rate). Every change is
+audit-logged in the transaction that makes it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..errors import ValidationError
 from ..extensions import db
 from ..models import Holiday, Priority, SlaPolicy, SlaScope, TicketCategory, TicketSettings, User
 from .audit import record, state
+from .timetracking import check_hourly_cost
 
 _BOUNDS = {"auto_close_days": (0, 365), "reopen_window_days": (0, 365), "sla_reminder_hours": (1, 72)}
 _FLAGS = ("auto_assign", "request_ratings", "confirm_new_tickets", "email_notifications")
@@ -138,8 +140,30 @@ def _hours(value, *, field: str) -> timedelta:
 
 
 def do_set_capacity(user: User, capacity, *, actor: User) -> User:
-    before = user.capacity
-    user.capacity = check_int(capacity, field="capacity", low=0, high=500)
-    record(actor, "team.capacity", user, {"capacity": before}, {"capacity": user.capacity})
+    _set_capacity(user, check_int(capacity, field="capacity", low=0, high=500), actor=actor)
     outbox.commit()
     return user
+
+
+def do_set_capacity_and_cost(user: User, *, capacity, hourly_cost=None, effective_from: date | None = None,
+                             actor: User) -> User:
+    """The ticket settings' team row: capacity, and a new hourly cost from a date when one is
+    given. Both are checked before anything changes, and both land in the audit log."""
+    from .team import do_set_hourly_cost  # team builds on this module
+
+    capacity = check_int(capacity, field="capacity", low=0, high=500)
+    cost = check_hourly_cost(hourly_cost) if str(hourly_cost or "").strip() else None
+    if cost is not None and effective_from is None:
+        raise ValidationError(_("Enter a date as YYYY-MM-DD."), field="effective_from")
+    _set_capacity(user, capacity, actor=actor)
+    if cost is None:
+        outbox.commit()
+    else:
+        do_set_hourly_cost(user, cost, effective_from=effective_from, actor=actor)  # audit-logged, commits
+    return user
+
+
+def _set_capacity(user: User, capacity: int, *, actor: User) -> None:
+    before = user.capacity
+    user.capacity = capacity
+    record(actor, "team.capacity", user, {"capacity": before}, {"capacity": capacity})

@@ -24,17 +24,16 @@ from .. import outbox
 from ..errors import NotAllowed, ValidationError
 from ..extensions import db
 from ..models import (
-    Channel, Contact, Conversation, ConversationStatus, DeliveryStatus, Direction, Message,
+    Channel, Contact, Conversation, ConversationStatus, Direction, Message,
     NotificationKind, Priority, SenderKind, Ticket, TicketCategory, TicketConversation,
-    TicketEvent, TicketEventKind, TicketSettings, TicketSource, TicketStatus, User, Workspace,
-    utcnow,
+    TicketAttachment, TicketEvent, TicketEventKind, TicketSettings, TicketSource, TicketStatus, User,
+    Workspace, utcnow,
 )
-from ..models.sla import SlaPolicy, calendar_of, deadlines, targets_for
+from ..models.sla import SlaPolicy, calendar_of, deadlines, paused_time, resumed_deadline, targets_for
 from ..models.ticket import check_transition, raised_priority
-from ..orchestrator.delivery import schedule_delivery
-from ..orchestrator.ingest import announce_message, touch_conversation
-from .conversations import check_reply, do_send_reply, pick_reply_channel
+from .conversations import check_reply, do_send_bot_reply, do_send_reply, pick_reply_channel
 from .notifications import admins_of, notify, notify_many
+from . import team_alerts
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +74,23 @@ def access_contact(contact_id: int, user: User) -> Contact:
     if contact is None or contact.workspace_id != user.workspace_id:
         abort(404)
     return contact
+
+
+def access_ticket_attachment(ticket: Ticket, attachment_id: int) -> TicketAttachment:
+    """A file of this ticket (the caller already checked the ticket with access_ticket): agents
+    see every file, the customer's and the agents-only ones; another ticket's file is a 404."""
+    attachment = db.session.get(TicketAttachment, attachment_id)
+    if attachment is None or attachment.ticket_id != ticket.id or attachment.workspace_id != ticket.workspace_id:
+        abort(404)
+    return attachment
+
+
+def files_by_event(ticket: Ticket) -> dict[int | None, list[TicketAttachment]]:
+    """The ticket's files for its page, grouped by the history line they came with (one query)."""
+    files: dict[int | None, list[TicketAttachment]] = {}
+    for attachment in TicketAttachment.of_ticket(ticket.id, public_only=False):
+        files.setdefault(attachment.event_id, []).append(attachment)
+    return files
 
 
 def check_admin(user: User) -> None:
@@ -190,12 +206,24 @@ def do_create_ticket(
         auto_assign(ticket, now=now)
     if ticket.priority == Priority.CRITICAL:
         _page_on_call(ticket, settings)
+    elif ticket.assignee_id is None:
+        _tell_dispatchers(ticket, actor=actor)
     if notify_customer and settings.confirm_new_tickets:
         _tell_customer(ticket, "confirmation", now=now)
+    team_alerts.ticket_created(ticket)
     _changed(ticket)
     outbox.commit()
     log.info("ticket created ticket_id=%s workspace_id=%s source=%s", ticket.id, ticket.workspace_id, ticket.source)
     return ticket
+
+
+def _tell_dispatchers(ticket: Ticket, *, actor: User | None) -> None:
+    """A new ticket nobody owns yet: the admins (who dispatch) hear of it in the bell and by
+    email. An assigned one already told its assignee; a critical one paged the on-call agent."""
+    admins = [a for a in admins_of(ticket.workspace_id) if actor is None or a.id != actor.id]
+    notify_many(admins, workspace_id=ticket.workspace_id, kind=NotificationKind.NEW_TICKET, ticket=ticket,
+                dedupe_key=f"new-ticket-{ticket.id}",
+                data={"contact": ticket.contact.display_name, "source": str(ticket.source)})
 
 
 def _insert_with_number(ticket: Ticket) -> None:
@@ -215,7 +243,8 @@ def _insert_with_number(ticket: Ticket) -> None:
 
 def _set_deadlines(ticket: Ticket, *, start: datetime) -> None:
     targets = targets_for(SlaPolicy.of_workspace(ticket.workspace_id), ticket.category, ticket.priority)
-    first_response, resolution = deadlines(calendar_of(ticket.workspace_id), start, targets)
+    first_response, resolution = deadlines(calendar_of(ticket.workspace_id), start, targets,
+                                           paused=timedelta(seconds=ticket.sla_paused_seconds or 0))
     if ticket.first_responded_at is None and ticket.first_response_breached_at is None:
         if ticket.first_response_due_at != first_response:
             ticket.first_response_reminded_at = None
@@ -224,6 +253,32 @@ def _set_deadlines(ticket: Ticket, *, start: datetime) -> None:
         if ticket.resolution_due_at != resolution:
             ticket.resolution_reminded_at = None
         ticket.resolution_due_at = resolution
+
+
+def _pause_sla(ticket: Ticket, now: datetime) -> None:
+    """Waiting on the customer: the SLA clock stops (the sweeps skip the ticket)."""
+    if ticket.sla_paused_at is None:
+        ticket.sla_paused_at = now
+
+
+def _resume_sla(ticket: Ticket, now: datetime) -> timedelta:
+    """The ticket stops waiting: the deadlines not yet met (nor missed) move by the business
+    time of the pause, which is also added to the total so a later recomputation keeps it."""
+    if ticket.sla_paused_at is None:
+        return timedelta(0)
+    calendar = calendar_of(ticket.workspace_id)
+    paused = paused_time(calendar, ticket.sla_paused_at, now)
+    ticket.sla_paused_at = None
+    ticket.sla_paused_seconds = (ticket.sla_paused_seconds or 0) + int(paused.total_seconds())
+    if paused <= timedelta(0):
+        return paused
+    if ticket.first_response_due_at and ticket.first_responded_at is None and ticket.first_response_breached_at is None:
+        ticket.first_response_due_at = resumed_deadline(calendar, ticket.first_response_due_at, paused)
+        ticket.first_response_reminded_at = None
+    if ticket.resolution_due_at and ticket.resolved_at is None and ticket.resolution_breached_at is None:
+        ticket.resolution_due_at = resumed_deadline(calendar, ticket.resolution_due_at, paused)
+        ticket.resolution_reminded_at = None
+    return paused
 
 
 # -- status ------------------------------------------------------------------------------------
@@ -262,6 +317,11 @@ def do_change_status(ticket: Ticket, status: TicketStatus | str, *, actor: User 
 def _set_status(ticket: Ticket, status: TicketStatus, *, actor: User | None, now: datetime,
                 data: dict | None = None) -> None:
     previous = ticket.status
+    paused = timedelta(0)
+    if status == TicketStatus.WAITING_ON_CUSTOMER:
+        _pause_sla(ticket, now)
+    elif previous == TicketStatus.WAITING_ON_CUSTOMER:
+        paused = _resume_sla(ticket, now)  # before resolved_at is set: the resolution deadline moves too
     ticket.status = status
     ticket.status_changed_at = ticket.updated_at = now
     if status == TicketStatus.RESOLVED:
@@ -270,8 +330,10 @@ def _set_status(ticket: Ticket, status: TicketStatus, *, actor: User | None, now
         ticket.closed_at = now
     elif previous == TicketStatus.RESOLVED:
         ticket.resolved_at = None
-    _event(ticket, TicketEventKind.STATUS, actor=actor, now=now,
-           data={"from": str(previous), "to": str(status), "actor": actor.name if actor else None, **(data or {})})
+    facts = {"from": str(previous), "to": str(status), "actor": actor.name if actor else None, **(data or {})}
+    if paused > timedelta(0):
+        facts["sla_paused_minutes"] = int(paused.total_seconds() // 60)
+    _event(ticket, TicketEventKind.STATUS, actor=actor, now=now, data=facts)
 
 
 # -- assignment, priority, category ------------------------------------------------------------
@@ -522,6 +584,7 @@ def do_auto_close(ticket: Ticket, *, now: datetime | None = None) -> bool:
     if claimed != 1:
         db.session.rollback()
         return False
+    _resume_sla(ticket, now)  # closed while waiting: its deadlines do not count the wait
     ticket.status, ticket.closed_at, ticket.status_changed_at, ticket.updated_at = (
         TicketStatus.CLOSED, now, now, now)
     _event(ticket, TicketEventKind.AUTO_CLOSED, now=now, data={"days": days, "from": str(previous)})
@@ -536,24 +599,27 @@ SLA_TARGETS = ("first_response", "resolution")
 
 
 def do_sla_reminder(ticket: Ticket, target: str, *, now: datetime | None = None) -> bool:
-    """Warn the assignee that a deadline is near (once per deadline)."""
+    """Warn the assignee that a deadline is near (once per deadline); the admins when nobody
+    is assigned, since then nobody else would hear of it."""
     now = now or utcnow()
     due, met, reminded_column = _sla_columns(ticket, target)
-    if due is None or met is not None or ticket.assignee_id is None or not ticket.is_active or due <= now:
+    if due is None or met is not None or not ticket.is_active or due <= now or ticket.sla_paused:
         return False
     hours = TicketSettings.of(ticket.workspace_id).sla_reminder_hours
     if due - now > timedelta(hours=hours):
         return False
     claimed = db.session.execute(
-        update(Ticket).where(Ticket.id == ticket.id, reminded_column.is_(None))
+        update(Ticket).where(Ticket.id == ticket.id, reminded_column.is_(None), Ticket.sla_paused_at.is_(None))
         .values({reminded_column: now}).execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
         db.session.rollback()
         return False
     setattr(ticket, reminded_column.key, now)
-    notify(ticket.assignee_id, workspace_id=ticket.workspace_id, kind=NotificationKind.SLA_WARNING, ticket=ticket,
-           dedupe_key=f"sla-warning-{target}-{ticket.id}-{int(due.timestamp())}",
-           data={"target": target, "hours": hours, "due": due.isoformat()})
+    notify_many([ticket.assignee] if ticket.assignee_id else admins_of(ticket.workspace_id),
+                workspace_id=ticket.workspace_id, kind=NotificationKind.SLA_WARNING, ticket=ticket,
+                dedupe_key=f"sla-warning-{target}-{ticket.id}-{int(due.timestamp())}",
+                data={"target": target, "hours": hours, "due": due.isoformat()})
+    team_alerts.sla_warning(ticket, target, due=due, hours=hours)
     _changed(ticket)
     outbox.commit()
     return True
@@ -564,13 +630,13 @@ def do_escalate_breach(ticket: Ticket, target: str, *, now: datetime | None = No
     assignee, and show it in the inbox (the linked conversation's priority follows)."""
     now = now or utcnow()
     due, met, _reminded = _sla_columns(ticket, target)
-    if due is None or met is not None or due > now or not ticket.is_active:
+    if due is None or met is not None or due > now or not ticket.is_active or ticket.sla_paused:
         return False
     breached_column = Ticket.first_response_breached_at if target == "first_response" else Ticket.resolution_breached_at
     previous = ticket.priority
     raised = raised_priority(previous)
     claimed = db.session.execute(
-        update(Ticket).where(Ticket.id == ticket.id, breached_column.is_(None))
+        update(Ticket).where(Ticket.id == ticket.id, breached_column.is_(None), Ticket.sla_paused_at.is_(None))
         .values({breached_column: now, Ticket.priority: raised, Ticket.updated_at: now})
         .execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
@@ -585,6 +651,7 @@ def do_escalate_breach(ticket: Ticket, target: str, *, now: datetime | None = No
         recipients.append(ticket.assignee)
     notify_many(recipients, workspace_id=ticket.workspace_id, kind=NotificationKind.SLA_BREACHED, ticket=ticket,
                 dedupe_key=f"sla-breach-{target}-{ticket.id}", data={"target": target, "priority": str(raised)})
+    team_alerts.sla_breached(ticket, target)
     if raised == Priority.CRITICAL and previous != Priority.CRITICAL:
         _page_on_call(ticket, TicketSettings.of(ticket.workspace_id))
     for conversation in ticket.conversations:
@@ -645,6 +712,7 @@ def _page_on_call(ticket: Ticket, settings: TicketSettings) -> None:
     recipients = [on_call] if on_call is not None and on_call.is_active else admins_of(ticket.workspace_id)
     notify_many(recipients, workspace_id=ticket.workspace_id, kind=NotificationKind.CRITICAL_TICKET,
                 ticket=ticket, dedupe_key=f"critical-{ticket.id}")
+    team_alerts.critical_ticket(ticket)
 
 
 # -- talking to the customer -------------------------------------------------------------------
@@ -681,16 +749,7 @@ def _tell_customer(ticket: Ticket, what: str, *, now: datetime, **facts) -> Mess
         db.session.add(conversation)
         db.session.flush()
     _link(ticket, conversation)
-    message = Message(
-        workspace_id=ticket.workspace_id, conversation=conversation, contact_id=ticket.contact_id,
-        channel_id=channel.id, direction=Direction.OUTBOUND, sender_kind=SenderKind.BOT, body=text,
-        internal=False, delivery_status=DeliveryStatus.QUEUED, status_changed_at=utcnow(), created_at=utcnow(),
-    )
-    db.session.add(message)
-    touch_conversation(conversation, message, channel_id=channel.id)
-    db.session.flush()
-    schedule_delivery(message)
-    announce_message(message)
+    message = do_send_bot_reply(conversation, text, channel=channel, commit=False)  # the caller commits
     _event(ticket, TicketEventKind.CUSTOMER_NOTIFIED, internal=False, message=message, now=now,
            data={"what": what, "sent": True})
     if what in ("resolved", "closed") and ticket.rating_requested_at is None and ticket.rating is None \

@@ -65,7 +65,7 @@ def decide(message_text: str, context: DecisionContext, *, engine: Engine) -> De
     anger = rules.anger_signal(text) if sensitive is None else None
     signal = sensitive or anger
     try:
-        proposal = _checked(engine.decide(text, context), context)
+        proposal = _checked(engine.decide(text, replace(context, language=language)), context)
     except Exception as exc:  # any failure of any engine must end with a person, never silence
         log.warning("ai engine failed engine=%s error=%s", getattr(engine, "name", "?"), type(exc).__name__)
         category, priority, what = _GUARDRAIL_TICKET.get(

@@ -52,8 +52,9 @@ def _with_engine_options(command):
 @click.option("--test", "test_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="CSV with columns text,category and optionally expect (a decision kind).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--price", nargs=2, type=Decimal, default=None,
-              help="Prompt and completion prices per million tokens, for the cost per 1000 messages.")
+@click.option("--price", nargs=2, type=Decimal, default=None, envvar="OPENAI_PRICE_PER_MILLION",
+              help="Prompt and completion prices per million tokens, for the cost per 1000 messages "
+                   "(or OPENAI_PRICE_PER_MILLION=\"0.15 0.60\").")
 @_with_engine_options
 def eval_command(train_path, test_path, as_json, price, engine, embedder, model, base_url, api_key):
     """Measure an engine: accuracy, out-of-scope recall, escalation recall, latency, cost."""

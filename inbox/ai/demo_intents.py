@@ -52,6 +52,41 @@ ARTICLES = (
         "Nous acceptons la carte bancaire (Visa, Mastercard, American Express), les espèces, le "
         "virement et le paiement en trois fois sans frais dès 150 €.",
     ),
+    # The same answers in English: a customer who writes in English is answered in English.
+    Article(
+        "opening-hours-en", "Opening hours",
+        "We are open Monday to Friday from 9 am to 7 pm and on Saturday from 9 am to 1 pm. We are "
+        "closed on Sundays and public holidays. Customer service answers by SMS, WhatsApp and "
+        "email during the same hours.", "en",
+    ),
+    Article(
+        "prices-en", "Prices and fees",
+        "A standard consultation costs €45, a long consultation (1 hour) €80. A full check-up is "
+        "€120. Prices include VAT; you can pay by card, cash or bank transfer. A free quote is sent "
+        "on request.", "en",
+    ),
+    Article(
+        "password-en", "Reset your password",
+        "To reset your password, click “Forgot password” on the login page, enter your email "
+        "address and follow the link you receive (valid for 30 minutes). Check your spam folder.", "en",
+    ),
+    Article(
+        "invoices-en", "Invoices and receipts",
+        "Your invoices are in your customer account, under “My invoices”, as PDF files. They are "
+        "issued on the day of payment. For an invoice in a company's name, enter the company name "
+        "in your profile before paying.", "en",
+    ),
+    Article(
+        "delivery-en", "Delivery and order tracking",
+        "Orders ship within 2 working days and arrive in 2 to 4 days in mainland France. The "
+        "tracking number is emailed as soon as the order ships. Delivery is free from €60.", "en",
+    ),
+    Article(
+        "appointments-en", "Book, move or cancel an appointment",
+        "You can book an appointment online 24/7 on our website, under “Book an appointment”. To "
+        "move or cancel it, use the link in your confirmation text message, at least 24 hours "
+        "before. A reminder is sent the day before.", "en",
+    ),
 )
 
 INTENTS = (

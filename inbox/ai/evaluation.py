@@ -19,6 +19,7 @@ from pathlib import Path
 from sklearn.metrics import f1_score
 
 from .agent import decide
+from .cost import TokenCost
 from .engine import Engine, Preparable
 from .types import DecisionContext, DecisionKind, Intent, IntentAction, Playbook
 
@@ -81,16 +82,18 @@ def evaluate(
         engine.prepare(playbook)
     train_seconds = time.perf_counter() - started
 
-    truth, predicted, kinds, timings = [], [], [], []
-    prompt_tokens = completion_tokens = 0
+    truth, predicted, kinds, timings, cpu_timings = [], [], [], [], []
+    prompt_tokens = completion_tokens = llm_calls = 0
     for n, row in enumerate(test_rows, 1):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         decision = decide(row.text, context, engine=engine)
         timings.append((time.perf_counter() - started) * 1000)
+        cpu_timings.append((time.thread_time() - cpu_started) * 1000)
         truth.append(row.category)
         predicted.append(decision.intent or OOS)
         kinds.append(decision.kind)
         if decision.usage:
+            llm_calls += 1
             prompt_tokens += decision.usage.prompt_tokens
             completion_tokens += decision.usage.completion_tokens
         if progress:
@@ -124,14 +127,19 @@ def evaluate(
     report["decisions"] = {kind.value: kinds.count(kind) for kind in DecisionKind}
     report["p50_ms"] = round(statistics.median(timings), 2) if timings else None
     report["p95_ms"] = round(_percentile(timings, 95), 2) if timings else None
+    # CPU time of the deciding thread: what a decision costs, without the time spent waiting for
+    # a core when the machine is shared (wall-clock p95 above includes that wait).
+    report["p50_cpu_ms"] = round(statistics.median(cpu_timings), 2) if cpu_timings else None
+    report["p95_cpu_ms"] = round(_percentile(cpu_timings, 95), 2) if cpu_timings else None
     if prompt_tokens or completion_tokens:
-        per_message = 1000 / max(len(test_rows), 1)
-        report["prompt_tokens_per_1000"] = round(prompt_tokens * per_message)
-        report["completion_tokens_per_1000"] = round(completion_tokens * per_message)
+        usage = TokenCost(len(test_rows), prompt_tokens, completion_tokens, llm_calls)
+        report["llm_calls"] = llm_calls
+        report["prompt_tokens_per_1000"] = usage.prompt_per_1000
+        report["completion_tokens_per_1000"] = usage.completion_per_1000
+        report["tokens_per_1000"] = usage.tokens_per_1000
         if price_per_million_tokens:
-            prompt_price, completion_price = price_per_million_tokens
-            cost = (Decimal(prompt_tokens) * prompt_price + Decimal(completion_tokens) * completion_price) / 1_000_000
-            report["cost_per_1000_messages"] = (cost * Decimal(per_message)).quantize(Decimal("0.0001"))
+            report["price_per_million_tokens"] = [str(p) for p in price_per_million_tokens]
+            report["cost_per_1000_messages"] = usage.cost_per_1000(*price_per_million_tokens)
     return report
 
 

@@ -85,6 +85,8 @@ class Guardrail(StrEnum):
     OUT_OF_SCOPE = "out_of_scope"
     NO_ARTICLE = "no_article"  # nothing in the knowledge base answers it
     AUTO_REPLY_OFF = "auto_reply_off"
+    QUIET_HOURS = "quiet_hours"  # outside the channel's sending hours: the reply waits for the opening
+    DAILY_LIMIT = "daily_limit"  # the channel's daily send limit is reached: people answer
     ENGINE_ERROR = "engine_error"  # error, timeout, or output outside the allowed values
     EMPTY_MESSAGE = "empty_message"
 
@@ -158,6 +160,7 @@ class DecisionContext:
     confidence_threshold: float = 0.5
     default_language: str = "fr"
     max_bot_replies: int = 2  # unresolved bot answers before a person takes over
+    language: str | None = None  # the customer's, detected by agent.decide() before the engine runs
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,3 +32,8 @@ def register_blueprints(app: Flask) -> None:
     from . import channel_tools  # contact merge, message templates, composer helpers (issue 3)
 
     app.register_blueprint(channel_tools.bp)
+
+    from . import dashboard, reports  # home dashboard and reports (issue 6)
+
+    for module in (dashboard, reports):
+        app.register_blueprint(module.bp)

@@ -29,6 +29,17 @@ ACTION_LABELS = {
     "channel.update": _l("Channel changed"),
     "channel.enable": _l("Channel enabled"),
     "channel.disable": _l("Channel disabled"),
+    "channel.sending_rules": _l("Sending rules changed"),
+    "channel.behaviour": _l("Channel behaviour changed"),
+    "template.create": _l("Template added"),
+    "template.update": _l("Template changed"),
+    "sara.settings": _l("Sara’s settings changed"),
+    "sara.article_create": _l("Knowledge-base article added"),
+    "sara.article_update": _l("Knowledge-base article changed"),
+    "sara.intent_create": _l("Intent added"),
+    "sara.intent_update": _l("Intent changed"),
+    "api_token.create": _l("API token created"),
+    "api_token.revoke": _l("API token revoked"),
     "tickets.settings": _l("Ticket automation changed"),
     "tickets.business_hours": _l("Business hours changed"),
     "tickets.holiday_add": _l("Holiday added"),
@@ -45,13 +56,22 @@ ACTION_LABELS = {
     "team.working_hours": _l("Working hours changed"),
     "team.deactivate": _l("Member deactivated"),
     "team.reactivate": _l("Member reactivated"),
+    "team.language": _l("Language changed"),
     "workspace.update": _l("Workspace settings changed"),
+    "budget.set": _l("Client budget set"),
+    "budget.remove": _l("Client budget removed"),
     "contact.export": _l("Client data exported (GDPR)"),
     "contact.erase": _l("Client data erased (GDPR)"),
+    "appointment.create": _l("Appointment added"),
+    "appointment.update": _l("Appointment changed"),
+    "appointment.cancel": _l("Appointment cancelled"),
 }
 ACTION_GROUPS = {
     "channel.": _l("Channels"), "tickets.": _l("Tickets, SLA and business hours"), "team.": _l("Team"),
-    "workspace.": _l("Workspace"), "contact.": _l("Clients (GDPR)"),
+    "workspace.": _l("Workspace"), "template.": _l("Message templates"), "sara.": "Sara",
+    "api_token.": _l("API tokens"),
+    "budget.": _l("Client budgets"), "contact.": _l("Clients (GDPR)"),
+    "appointment.": _l("Appointments"),
 }
 FIELD_LABELS = {
     "name": _l("Name"), "address": _l("Address"), "enabled": _l("Enabled"), "settings": _l("Settings"),
@@ -66,6 +86,9 @@ FIELD_LABELS = {
     "email_notifications": _l("Email notifications"), "on_call_user_id": _l("On call"),
     "scope": _l("For"), "key": _l("Which"), "first_response_minutes": _l("First response (min)"),
     "resolution_minutes": _l("Resolution (min)"), "unassigned": _l("Unassigned"),
+    "starts_at": _l("Date and time"), "status": _l("Status"), "subject": _l("Subject"), "location": _l("Place"),
+    "duration_minutes": _l("Duration (min)"),
+    "contact": _l("Client"), "period": _l("Period"), "amount": _l("Amount"), "language": _l("Language"),
 }
 
 

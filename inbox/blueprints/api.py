@@ -19,6 +19,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from ..actions.api_tokens import Principal, authenticate
+from ..actions.labels import do_add_label, do_remove_label
 from ..actions.conversations import access_agent
 from ..actions.portal import access_customer_ticket
 from ..actions.tickets import (
@@ -28,8 +29,12 @@ from ..actions.tickets import (
 from ..errors import NotAllowed, ValidationError
 from ..extensions import csrf, db
 from ..models import (
-    Contact, Priority, Ticket, TicketAttachment, TicketCategory, TicketEvent, TicketSource, TicketStatus, utcnow,
+    Contact, Conversation, ConversationStatus, Label, Priority, Ticket, TicketAttachment, TicketCategory, TicketEvent,
+    TicketSource, TicketStatus, utcnow,
 )
+from ..models.queries import STATUS_ANY as CONVERSATION_STATUS_ANY
+from ..models.queries import Cursor as ConversationCursor
+from ..models.queries import InboxFilter, inbox_page
 from ..models.ticket_queries import STATUS_ACTIVE, STATUS_ANY, TicketCursor, TicketFilter, tickets_page
 from ..models.ticket_stats import ticket_stats
 
@@ -87,11 +92,15 @@ def _conflict(exc: NotAllowed):
 
 
 @bp.errorhandler(HTTPException)
+@bp.errorhandler(403)  # by code too: the app's HTML/toast handlers for these codes would win otherwise
+@bp.errorhandler(404)
 def _http_error(exc: HTTPException):
     messages = {400: _("The request body must be a JSON object."),
                 403: _("This token does not allow this."),
                 404: _("No such ticket."),
                 405: _("This address does not accept that method.")}
+    if exc.description != type(exc).description:  # said by the endpoint (abort(404, "No such label."))
+        return _error(exc.code or 500, exc.description)
     return _error(exc.code or 500, messages.get(exc.code, exc.description or ""))
 
 
@@ -309,6 +318,104 @@ def stats():
                       "distribution": {str(k): v for k, v in s.satisfaction_distribution.items()}})
 
 
+# -- labels, conversations, contacts (members' tokens only) ---------------------------------------
+def _owned(model, object_id: int, message: str):
+    """A row of the token's workspace, or 404 (existence elsewhere does not leak)."""
+    _agents_only()
+    row = db.session.get(model, object_id)
+    if row is None or row.workspace_id != _me().workspace_id:
+        abort(404, message)
+    return row
+
+
+def _label_from_body() -> Label:
+    data, errors = _body(), {}
+    label_id = _integer(data, "label_id", errors)
+    if label_id is None and not errors:
+        errors["label_id"] = _("Say which label (label_id).")
+    label = db.session.get(Label, label_id) if label_id is not None else None
+    if not errors and (label is None or label.workspace_id != _me().workspace_id):
+        errors["label_id"] = _("No label with this id in your workspace.")
+    if errors:
+        raise FieldErrors(errors)
+    return label
+
+
+@bp.get("/labels")
+def list_labels():
+    _agents_only()
+    return jsonify(labels=[_label_json(label) for label in Label.of_workspace(_me().workspace_id)])
+
+
+@bp.get("/conversations")
+def list_conversations():
+    _agents_only()
+    me, args, errors = _me(), request.args, {}
+    status = args.get("status") or ConversationStatus.OPEN
+    if status not in {*ConversationStatus, CONVERSATION_STATUS_ANY}:
+        errors["status"] = _("Unknown status.")
+    label_id = args.get("label", "")
+    if label_id and not (label_id.isdigit() and (label := db.session.get(Label, int(label_id))) is not None
+                         and label.workspace_id == me.workspace_id):
+        errors["label"] = _("No label with this id in your workspace.")
+    limit = args.get("limit", str(DEFAULT_LIMIT))
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+        errors["limit"] = _("Choose a limit from 1 to %(n)d.", n=MAX_LIMIT)
+    cursor = ConversationCursor.decode(args.get("cursor"))
+    if args.get("cursor") and cursor is None:
+        errors["cursor"] = _("This cursor is not one we gave.")
+    if errors:
+        raise FieldErrors(errors)
+    filters = InboxFilter(status=status, label=int(label_id) if label_id else None)
+    rows, next_cursor = inbox_page(me.workspace_id, filters, user_id=me.user.id, after=cursor, limit=int(limit))
+    return jsonify(conversations=[_conversation_json(c) for c in rows],
+                   next_cursor=next_cursor.encode() if next_cursor else None)
+
+
+@bp.get("/conversations/<int:conversation_id>")
+def get_conversation(conversation_id: int):
+    return jsonify(_conversation_json(_owned(Conversation, conversation_id, _("No such conversation."))))
+
+
+@bp.post("/conversations/<int:conversation_id>/labels")
+def add_conversation_label(conversation_id: int):
+    return _add_label(_owned(Conversation, conversation_id, _("No such conversation.")))
+
+
+@bp.delete("/conversations/<int:conversation_id>/labels/<int:label_id>")
+def remove_conversation_label(conversation_id: int, label_id: int):
+    return _remove_label(_owned(Conversation, conversation_id, _("No such conversation.")), label_id)
+
+
+@bp.get("/contacts/<int:contact_id>")
+def get_contact(contact_id: int):
+    return jsonify(_contact_json(_owned(Contact, contact_id, _("No such client."))))
+
+
+@bp.post("/contacts/<int:contact_id>/labels")
+def add_contact_label(contact_id: int):
+    return _add_label(_owned(Contact, contact_id, _("No such client.")))
+
+
+@bp.delete("/contacts/<int:contact_id>/labels/<int:label_id>")
+def remove_contact_label(contact_id: int, label_id: int):
+    return _remove_label(_owned(Contact, contact_id, _("No such client.")), label_id)
+
+
+def _add_label(target: Conversation | Contact):
+    do_add_label(target, _label_from_body(), actor=_me().user)  # already there: nothing changes
+    return jsonify(_labelled_json(target))
+
+
+def _remove_label(target: Conversation | Contact, label_id: int):
+    do_remove_label(target, _owned(Label, label_id, _("No such label.")), actor=_me().user)
+    return jsonify(_labelled_json(target))
+
+
+def _labelled_json(target: Conversation | Contact) -> dict:
+    return _conversation_json(target) if isinstance(target, Conversation) else _contact_json(target)
+
+
 @bp.get("/openapi.json")
 def openapi():
     from ..openapi import spec
@@ -377,3 +484,30 @@ def _event_json(e: TicketEvent, me: Principal) -> dict:
     if me.is_agent:
         data["data"] = dict(e.data or {})
     return data
+
+
+def _label_json(label: Label) -> dict:
+    return {"label_id": label.id, "name": label.name, "color": label.color}
+
+
+def _conversation_json(c: Conversation) -> dict:
+    base = current_app.config["PUBLIC_BASE_URL"]
+    return {
+        "conversation_id": c.id, "status": str(c.status), "priority": str(c.priority),
+        "channel": str(c.channel.kind) if c.channel else None,
+        "contact": {"id": c.contact_id, "name": c.contact.display_name},
+        "assignee": {"id": c.assignee.id, "name": c.assignee.name} if c.assignee else None,
+        "last_activity_at": _iso(c.last_activity_at), "last_message_preview": c.last_message_preview or "",
+        "unread_count": c.unread_count, "labels": [_label_json(label) for label in c.labels],
+        "url": f"{base}/inbox/c/{c.id}",
+    }
+
+
+def _contact_json(c: Contact) -> dict:
+    base = current_app.config["PUBLIC_BASE_URL"]
+    return {
+        "contact_id": c.id, "name": c.display_name, "company": c.company, "email": c.email, "phone": c.phone,
+        "preferred_channel": str(c.preferred_channel) if c.preferred_channel else None, "locale": c.locale,
+        "labels": [_label_json(label) for label in c.labels], "created_at": _iso(c.created_at),
+        "url": f"{base}/contacts/{c.id}",
+    }

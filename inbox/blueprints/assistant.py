@@ -8,15 +8,16 @@ from sqlalchemy import select
 
 from ..actions.sara import (
     access_article, access_decision, access_intent, check_article, check_intent, check_settings,
-    do_correct_decision, do_save_article, do_save_intent, do_update_settings,
+    do_correct_decision, do_save_article, do_save_intent, do_update_settings, token_usage,
 )
 from ..ai import types as ai
 from ..errors import ValidationError
 from ..extensions import db
-from ..models import Channel, KnowledgeArticle, SaraIntent, SaraSettings
+from ..models import Channel, KnowledgeArticle, SaraIntent, SaraSettings, utcnow
 from .settings import admin_required
 
 bp = Blueprint("assistant", __name__)
+USAGE_DAYS = 30  # the period of the token and cost figures on the Sara page
 
 
 @bp.route("/settings/sara", methods=["GET", "POST"])
@@ -29,7 +30,10 @@ def settings():
             return redirect(url_for("assistant.settings", saved=1))
         except ValidationError as exc:
             error = exc
-    return render_template("sara/settings.html", settings=SaraSettings.of(current_user.workspace_id),
+    settings = SaraSettings.of(current_user.workspace_id)
+    usage = token_usage(current_user.workspace_id, now=utcnow(), days=USAGE_DAYS)
+    cost = usage.cost_per_1000(settings.prompt_price_per_million, settings.completion_price_per_million)
+    return render_template("sara/settings.html", settings=settings, usage=usage, cost=cost, usage_days=USAGE_DAYS,
                            channels=Channel.of_workspace(current_user.workspace_id), error=error,
                            saved=request.args.get("saved")), 422 if error else 200
 
@@ -51,7 +55,7 @@ def article(article_id: int | None):
     item = access_article(article_id, current_user) if article_id else None
     if request.method == "POST":
         try:
-            do_save_article(current_user.workspace_id, check_article(request.form), article=item)
+            do_save_article(current_user.workspace_id, check_article(request.form), article=item, actor=current_user)
             return redirect(url_for("assistant.knowledge"))
         except ValidationError as exc:
             return render_template("sara/article_form.html", article=item, form=request.form, error=exc), 422
@@ -66,7 +70,7 @@ def intent(intent_id: int | None):
     if request.method == "POST":
         try:
             values = check_intent(request.form, workspace_id=current_user.workspace_id)
-            do_save_intent(current_user.workspace_id, values, intent=item)
+            do_save_intent(current_user.workspace_id, values, intent=item, actor=current_user)
             return redirect(url_for("assistant.knowledge"))
         except ValidationError as exc:
             return _intent_form(item, form=request.form, error=exc), 422

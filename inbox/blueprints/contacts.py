@@ -1,27 +1,33 @@
 """The CRM: the client list (active search, filters, keyset pages) and the client page (details
-and identities, conversations, tickets, budget, satisfaction, "Create ticket"), create / edit
-forms, and the GDPR export and erasure. Agents and admins see and edit clients; budgets,
+and identities, conversations, tickets, budget, satisfaction, "Create ticket", appointments
+editable in place), create / edit forms, and the GDPR export and erasure. The page's "new
+message later" form posts to blueprints/outbound.py. Agents and admins see and edit clients; budgets,
 exports and erasure are for admins. One URL = full page or HTMX fragment."""
 
 from __future__ import annotations
 
 import json
 
-from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from ..actions.appointments import (
+    access_appointment, check_appointment_form, do_agent_create_appointment, do_cancel_appointment,
+    do_update_appointment,
+)
 from ..actions.budgets import budgets_of_contact, do_set_budget
 from ..actions.crm import (
     access_identity, check_contact_form, companies_of, do_add_identity, do_create_contact_from_form,
     do_remove_identity, do_update_contact, do_update_identity, identities_by_kind,
 )
 from ..actions.gdpr import do_erase_contact, do_record_export, export_contact_data
+from ..actions.scheduled import contact_channels
 from ..actions.tickets import FieldErrors, access_contact, check_admin
 from ..actions.timetracking import local_today
 from ..errors import NotAllowed, ValidationError
-from ..errors_http import toast_headers
+from ..errors_http import error_response, toast_headers
 from ..extensions import db
 from ..kinds import ChannelKind
 from ..models import Appointment, BudgetPeriod, ContactErasure, Ticket, TicketSettings, utcnow
@@ -39,22 +45,6 @@ PAGE_SIZE_KEY = "CONTACTS_PAGE_SIZE"
 def _vary(response):
     response.vary.add("HX-Request")
     return response
-
-
-@bp.errorhandler(ValidationError)
-def _invalid(exc: ValidationError):
-    return _refused(422, exc.message)
-
-
-@bp.errorhandler(NotAllowed)
-def _not_allowed(exc: NotAllowed):
-    return _refused(409, str(exc))
-
-
-def _refused(status: int, message: str):
-    if request.htmx:
-        return make_response("", status, {**toast_headers(message), "HX-Reswap": "none"})
-    return make_response(render_template("errors/error.html", status=status, message=message), status)
 
 
 # -- list --------------------------------------------------------------------------------------
@@ -129,7 +119,7 @@ def show(contact_id: int):
         erasure=ContactErasure.of_contact(contact.id),
         conversations=conversations_of_contact(workspace_id, contact.id),
         satisfaction=satisfaction_of_contact(workspace_id, contact.id),
-        appointments=Appointment.upcoming_for(contact.id, now),
+        appointments=Appointment.for_client_page(contact.id, now), later_channels=contact_channels(contact),
         **_identities_context(contact), **_budget_context(contact))
 
 
@@ -170,7 +160,7 @@ def _identities(contact, *, message: str | None = None, error: str | None = None
                            erasure=ContactErasure.of_contact(contact.id), **_identities_context(contact))
     if not request.htmx:
         if error:
-            return _refused(status, error)
+            return error_response(status, error)
         return redirect(url_for("contacts.show", contact_id=contact.id) + "#identities", 303)
     headers = toast_headers(message, level="info") if message else {}
     return make_response(html, status, headers)
@@ -200,6 +190,82 @@ def _budget_context(contact) -> dict:
         "month_spend": spend_of(contact.workspace_id, contact_id=contact.id, start=month_start, end=month_end),
         "total_spend": spend_of(contact.workspace_id, contact_id=contact.id),
     }
+
+
+# -- appointments ------------------------------------------------------------------------------
+@bp.get("/contacts/<int:contact_id>/appointments")
+@login_required
+def appointments(contact_id: int):
+    return _appointments(access_contact(contact_id, current_user))
+
+
+@bp.post("/contacts/<int:contact_id>/appointments")
+@login_required
+def create_appointment(contact_id: int):
+    contact = _editable(access_contact(contact_id, current_user))
+    try:
+        change = check_appointment_form(request.form, timezone=current_user.workspace.timezone, now=utcnow())
+    except ValidationError as exc:
+        return _appointments(contact, editing="new", error=exc.message, status=422)
+    do_agent_create_appointment(contact, change, actor=current_user)
+    return _appointments(contact, message=_("Appointment added."))
+
+
+@bp.get("/contacts/<int:contact_id>/appointments/<int:appointment_id>/edit")
+@login_required
+def edit_appointment(contact_id: int, appointment_id: int):
+    contact = _editable(access_contact(contact_id, current_user))
+    return _appointments(contact, editing=_appointment_of(contact, appointment_id).id)
+
+
+@bp.post("/contacts/<int:contact_id>/appointments/<int:appointment_id>")
+@login_required
+def update_appointment(contact_id: int, appointment_id: int):
+    contact = _editable(access_contact(contact_id, current_user))
+    appointment = _appointment_of(contact, appointment_id)
+    try:
+        change = check_appointment_form(request.form, timezone=current_user.workspace.timezone, now=utcnow(),
+                                        current=appointment)
+    except ValidationError as exc:
+        return _appointments(contact, editing=appointment.id, error=exc.message, status=422)
+    told = do_update_appointment(appointment, change, actor=current_user)
+    return _appointments(contact, message=_("Appointment saved.") if told else
+                         _("Appointment saved, but no channel reaches the client: tell them yourself."))
+
+
+@bp.post("/contacts/<int:contact_id>/appointments/<int:appointment_id>/cancel")
+@login_required
+def cancel_appointment(contact_id: int, appointment_id: int):
+    contact = _editable(access_contact(contact_id, current_user))
+    appointment = _appointment_of(contact, appointment_id)
+    told = do_cancel_appointment(appointment, actor=current_user, notify=bool(request.form.get("notify")))
+    return _appointments(contact, message=_("Appointment cancelled.") if told else
+                         _("Appointment cancelled, but no channel reaches the client: tell them yourself."))
+
+
+def _editable(contact):
+    if ContactErasure.of_contact(contact.id) is not None:
+        raise NotAllowed(_("This client's personal data was erased: the record cannot be edited."))
+    return contact
+
+
+def _appointment_of(contact, appointment_id: int):
+    appointment = access_appointment(appointment_id, current_user)
+    if appointment.contact_id != contact.id:
+        abort(404)
+    return appointment
+
+
+def _appointments(contact, *, editing=None, error: str | None = None, message: str | None = None,
+                  status: int = 200):
+    html = render_template("contacts/_appointments.html", contact=contact, editing=editing, appointment_error=error,
+                           values=request.form if error else None, erasure=ContactErasure.of_contact(contact.id),
+                           appointments=Appointment.for_client_page(contact.id, utcnow()))
+    if not request.htmx and request.method == "POST":
+        if error:
+            return error_response(status, error)
+        return redirect(url_for("contacts.show", contact_id=contact.id) + "#appointments", 303)
+    return make_response(html, status, toast_headers(message, level="info") if message else {})
 
 
 # -- GDPR --------------------------------------------------------------------------------------

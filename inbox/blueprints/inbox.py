@@ -12,13 +12,16 @@ from flask_login import current_user, login_required
 from .. import storage
 from ..actions.conversations import (
     access_agent, access_attachment, access_conversation, access_message, access_reply_channel, check_priority,
-    check_reply, check_status, do_add_note, do_assign, do_mark_read, do_send_reply,
+    check_reply, check_reply_files, check_status, do_add_note, do_assign, do_mark_read, do_send_reply,
     do_set_priority, do_set_status, reply_channels,
 )
 from ..errors import ValidationError
 from ..kinds import ChannelKind
 from ..models import Conversation, ConversationStatus, Message, Priority, User
+from ..orchestrator.media import attachment_from_token
 from ..models.queries import Cursor, InboxFilter, inbox_page, view_counts
+from .outbound import sidebar_label_counts
+from .portal import send_ticket_attachment as send_stored_file
 
 bp = Blueprint("inbox", __name__)
 THREAD_PAGE = 50
@@ -82,13 +85,14 @@ def reply(conversation_id: int):
     key = request.form.get("idempotency_key") or None
     try:
         channel = None if internal else access_reply_channel(conv, request.form.get("channel_id", type=int))
-        text = check_reply(request.form.get("body", ""), channel)
+        files = check_reply_files(request.files.getlist("files"), channel)
+        text = check_reply(request.form.get("body", ""), channel, has_files=bool(files))
     except ValidationError as exc:
         return _composer_error(conv, exc)
     if internal:
-        message = do_add_note(conv, text, actor=current_user, idempotency_key=key)
+        message = do_add_note(conv, text, actor=current_user, idempotency_key=key, files=files)
     else:
-        message = do_send_reply(conv, text, actor=current_user, channel=channel, idempotency_key=key)
+        message = do_send_reply(conv, text, actor=current_user, channel=channel, idempotency_key=key, files=files)
     # The reply may have assigned the conversation: the controls come back out of band too.
     return render_template("inbox/_reply_sent.html", conversation=conv, message=message,
                            channels=reply_channels(conv), key=uuid.uuid4().hex,
@@ -148,6 +152,17 @@ def attachment(attachment_id: int):
                      max_age=3600)
 
 
+@bp.get("/media/<token>/<name>")
+def public_media(token: str, name: str):
+    """A file an agent sent, for the provider that delivers it (Twilio, Meta): no sign-in, the
+    signed and expiring token is the key (orchestrator/media.py). `name` is only decoration the
+    provider reads the extension of."""
+    item = attachment_from_token(token)
+    if item is None:
+        abort(404)
+    return send_stored_file(item)  # the portal's: nosniff, no-store, no transaction held while streaming
+
+
 @bp.get("/inbox/m/<int:message_id>")
 @login_required
 def message(message_id: int):
@@ -174,14 +189,20 @@ def _render_rows(filters: InboxFilter, after: Cursor):
 
 
 def _render_list(filters: InboxFilter):
-    counts = view_counts(current_user.workspace_id, user_id=current_user.id)
+    counts = _sidebar_counts()
     return render_template("inbox/_list.html", counts=counts, oob_views=True, **_list_context(filters))
+
+
+def _sidebar_counts() -> dict[str, int]:
+    """Views and channels in one query, labels in one grouped query: two, whatever the sizes."""
+    return {**view_counts(current_user.workspace_id, user_id=current_user.id),
+            **sidebar_label_counts(current_user.workspace_id)}
 
 
 def _render_page(filters: InboxFilter, *, conversation: Conversation | None):
     context = {
         **_list_context(filters),
-        "counts": view_counts(current_user.workspace_id, user_id=current_user.id),
+        "counts": _sidebar_counts(),
         "agents": User.agents_of(current_user.workspace_id),
         "channel_kinds": list(ChannelKind),
         "statuses": list(ConversationStatus),

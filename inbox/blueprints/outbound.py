@@ -1,5 +1,6 @@
 """Outbound, agent side: labels on conversations and contacts, consent on the contact card,
-"send later" in the composer, and the public unsubscribe link (issue 8).
+"send later" in the composer and "new message later" on the client page, and the public
+unsubscribe link (issue 8).
 The admin pages (campaigns, segments, templates, follow-ups) are in blueprints/marketing.py."""
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from ..actions.consent import check_consent_form, do_agent_set_consent, do_unsub
 from ..actions.conversations import access_conversation, access_reply_channel, check_reply, reply_channels
 from ..actions.labels import do_set_contact_labels, do_set_conversation_labels, labels_by_ids
 from ..actions.scheduled import (
-    access_scheduled, access_template, check_send_at, do_cancel_scheduled, do_schedule_message,
-    do_update_scheduled, quick_choices,
+    access_contact_channel, access_scheduled, check_schedule_form, check_send_at, contact_channels,
+    do_cancel_scheduled, do_schedule_message, do_update_scheduled, quick_choices,
 )
 from ..actions.tickets import access_contact
 from ..errors import ValidationError
@@ -23,6 +24,7 @@ from ..errors_http import toast_headers
 from ..extensions import csrf, db
 from ..kinds import ChannelKind
 from ..models import Consent, Label, OutboundTemplate, ScheduledMessage, Workspace, utcnow
+from ..models.queries import label_counts
 
 bp = Blueprint("outbound", __name__)
 CONSENT_KINDS = (ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.EMAIL, ChannelKind.TELEGRAM)
@@ -41,6 +43,14 @@ def workspace_labels() -> list[Label]:
     if "workspace_labels" not in g:
         g.workspace_labels = Label.of_workspace(current_user.workspace_id)
     return g.workspace_labels
+
+
+def sidebar_label_counts(workspace_id: int) -> dict[str, int]:
+    """The inbox sidebar's label counts ("label-<id>" → open conversations), live like the other
+    counts. The same grouped query lists the labels, so `workspace_labels()` needs no query."""
+    counted = label_counts(workspace_id)
+    g.workspace_labels = [label for label, _n in counted]
+    return {f"label-{label.id}": n for label, n in counted}
 
 
 @bp.app_template_global()
@@ -133,12 +143,12 @@ def schedule(conversation_id: int):
     conversation = access_conversation(conversation_id, current_user)
     try:
         channel = access_reply_channel(conversation, request.form.get("channel_id", type=int))
-        template = access_template(request.form.get("template_id", type=int), current_user)
-        text = request.form.get("body", "") if template else check_reply(request.form.get("body", ""), channel)
-        send_at = check_send_at(request.form.get("send_at"), request.form.get("when"),
-                                timezone=current_user.workspace.timezone, now=utcnow())
-        do_schedule_message(conversation, text, contact=conversation.contact, actor=current_user, channel=channel,
-                            send_at=send_at, template=template)
+        if any(f.filename for f in request.files.getlist("files")):  # the composer's 📎: never dropped silently
+            raise ValidationError(_("Files cannot be scheduled: send them now, or schedule the text alone."),
+                                  field="files")
+        found = check_schedule_form(request.form, channel, current_user, now=utcnow())
+        do_schedule_message(conversation, found.text, contact=conversation.contact, actor=current_user,
+                            channel=channel, send_at=found.send_at, template=found.template)
     except ValidationError as exc:
         html = render_template("inbox/_composer.html", conversation=conversation,
                                channels=reply_channels(conversation), key=request.form.get("idempotency_key")
@@ -147,6 +157,28 @@ def schedule(conversation_id: int):
         return make_response(html, 422, {"HX-Retarget": "#composer", "HX-Reswap": "outerHTML"})
     html = render_template("outbound/_scheduled_sent.html", conversation=conversation, contact=conversation.contact,
                            channels=reply_channels(conversation), key=uuid.uuid4().hex)
+    return make_response(html, 200, toast_headers(_("Message scheduled."), level="info"))
+
+
+@bp.post("/contacts/<int:contact_id>/schedule")
+@login_required
+def contact_schedule(contact_id: int):
+    """The client page's "new message later": no conversation yet; the worker sends it into the
+    client's active conversation (or a new one) at its time."""
+    contact = access_contact(contact_id, current_user)
+    try:
+        channel = access_contact_channel(contact, request.form.get("channel_id", type=int))
+        found = check_schedule_form(request.form, channel, current_user, now=utcnow())
+        do_schedule_message(None, found.text, contact=contact, actor=current_user, channel=channel,
+                            send_at=found.send_at, template=found.template)
+    except ValidationError as exc:
+        form = request.form
+        html = render_template("outbound/_new_later.html", contact=contact, later_channels=contact_channels(contact),
+                               error=exc.message, body=form.get("body", ""), channel_id=form.get("channel_id", type=int),
+                               template_id=form.get("template_id", type=int), send_at_value=form.get("send_at", ""))
+        return make_response(html, 422, {"HX-Retarget": "#new-later", "HX-Reswap": "outerHTML"})
+    html = render_template("outbound/_scheduled_sent.html", contact=contact, conversation=None,
+                           later_channels=contact_channels(contact))
     return make_response(html, 200, toast_headers(_("Message scheduled."), level="info"))
 
 

@@ -309,16 +309,27 @@ def rate(ticket_id: int):
 @bp.get("/tickets/<int:ticket_id>/files/<int:attachment_id>")
 @customer_required
 def attachment(ticket_id: int, attachment_id: int):
-    item = access_customer_attachment(access_customer_ticket(ticket_id, g.portal_contact), attachment_id)
+    return send_ticket_attachment(
+        access_customer_attachment(access_customer_ticket(ticket_id, g.portal_contact), attachment_id))
+
+
+def send_ticket_attachment(item: TicketAttachment):
+    """The file's bytes, once the caller checked who may read it (the customer here, an agent
+    of the workspace on the ticket page). Images inline, anything else as a download."""
     try:
         path = storage.path_of(item.storage_key)
     except FileNotFoundError:
         abort(404)
     if not path.exists():
         abort(404)
-    response = send_file(path, mimetype=item.content_type, download_name=item.filename,
-                         as_attachment=item.content_type not in INLINE_TYPES, max_age=0)
+    content_type, filename = item.content_type, item.filename
+    # The bytes stream after the view returns: end the transaction now, so a slow download
+    # never holds the database (SQLite's write lock is taken at the request's first query).
+    db.session.close()
+    response = send_file(path, mimetype=content_type, download_name=filename,
+                         as_attachment=content_type not in INLINE_TYPES, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
@@ -328,6 +339,19 @@ def rate_link(token: str):
     item = ticket_from_token(token)
     if item is None:
         abort(404)
+    workspace = db.session.get(Workspace, item.workspace_id)
+    if g.portal_contact is None:
+        g.portal_workspace = workspace  # the page header names the team being rated
+    # Nobody needs to be signed in here: the page speaks the language the customer chose, else
+    # the one on their record, else their browser's, else the workspace's.
+    supported = current_app.config["SUPPORTED_LOCALES"]
+    locale = (session.get("portal_locale") or item.contact.locale
+              or request.accept_languages.best_match(supported) or workspace.default_locale)
+    with force_locale(locale):
+        return _rate_page(item, workspace)
+
+
+def _rate_page(item: Ticket, workspace: Workspace):
     error, done = None, item.rating is not None
     score = request.values.get("score", type=int)
     if request.method == "POST" and not done:
@@ -338,8 +362,7 @@ def rate_link(token: str):
             db.session.rollback()
             error = getattr(exc, "message", str(exc))
             done = db.session.get(Ticket, item.id).rating is not None
-    html = render_template("portal/rate.html", ticket=item, score=score, error=error, done=done,
-                           workspace=db.session.get(Workspace, item.workspace_id))
+    html = render_template("portal/rate.html", ticket=item, score=score, error=error, done=done, workspace=workspace)
     return make_response(html, 422 if error and not done else 200)
 
 

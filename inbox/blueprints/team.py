@@ -8,13 +8,13 @@ from datetime import date
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 
 from ..actions.assignment import open_loads
 from ..actions.team import (
     access_invitation, access_member, do_accept_invitation, do_change_availability, do_change_capacity,
     do_change_role, do_deactivate, do_invite, do_reactivate, do_resend_invitation, do_revoke_invitation,
-    do_set_hourly_cost, do_set_working_hours, invitation_from_token, team_of,
+    do_set_hourly_cost, do_set_user_locale, do_set_working_hours, invitation_from_token, team_of,
 )
 from ..actions.timetracking import local_today, rate_on
 from ..business_time import format_day_openings, week_from_json
@@ -135,6 +135,22 @@ def _member_page(user, *, saved: str | None = None, error: str | None = None, se
 
 def _workspace_week(workspace_id: int):
     return week_from_json(TicketSettings.of(workspace_id).business_hours)
+
+
+# -- everyone's own preferences ---------------------------------------------------------------
+@bp.route("/me", methods=["GET", "POST"])
+@login_required
+def preferences():
+    """Each member picks the language they work in (or follows the workspace's)."""
+    if request.method == "POST":
+        try:
+            do_set_user_locale(current_user, request.form.get("locale"))
+        except ValidationError as exc:
+            html = render_template("settings/preferences.html", error=exc.message, choice=request.form.get("locale"))
+            return make_response(html, 422)
+        return redirect(url_for("team.preferences", saved=1), 303)
+    return render_template("settings/preferences.html", error=None, choice=current_user.locale or "",
+                           saved=request.args.get("saved"))
 
 
 # -- the invitee -------------------------------------------------------------------------------

@@ -15,23 +15,23 @@ from sqlalchemy import select
 
 from ..actions.assignment import do_set_availability
 from ..actions.conversations import access_agent, access_conversation, reply_channels
-from ..actions.notifications import do_mark_read, notification_text
-from ..actions.ratings import check_rating, do_record_rating, ticket_from_token
+from ..actions.notifications import do_mark_read, notification_details, notification_path, notification_text
+from ..actions.portal import check_files, do_attach_files
 from ..actions.tickets import (
-    FieldErrors, access_contact, access_ticket, check_admin, check_category, check_ticket_input,
-    check_ticket_priority, check_ticket_status, do_add_ticket_note, do_assign_ticket,
+    FieldErrors, access_contact, access_ticket, access_ticket_attachment, check_admin, check_category,
+    check_ticket_input, check_ticket_priority, check_ticket_status, do_add_ticket_note, do_assign_ticket,
     do_change_status, do_create_ticket, do_set_tags, do_set_ticket_category, do_set_ticket_priority,
-    _conversation_for,
+    _conversation_for, files_by_event,
 )
 from ..actions.timetracking import (
     check_minutes, check_note, check_work_date, do_delete_time_entry, do_log_time, do_start_timer,
     do_stop_timer, entries_of_ticket, local_today, running_timer,
 )
-from ..errors import NotAllowed, ValidationError
+from ..errors import ValidationError
 from ..errors_http import toast_headers
 from ..extensions import db
 from ..models import (
-    Availability, Notification, Priority, Ticket, TicketCategory, TicketSettings, TicketSource,
+    Availability, Notification, Priority, Ticket, TicketAttachment, TicketCategory, TicketSettings, TicketSource,
     TicketStatus, TimeEntry, User, utcnow,
 )
 from ..models.ticket import allowed_transitions
@@ -39,6 +39,7 @@ from ..models.ticket_queries import (
     TicketCursor, TicketFilter, first_inbound_messages, ticket_kpis, ticket_timeline, tickets_page,
 )
 from ..models.timeentry import spend_of
+from .portal import send_ticket_attachment
 
 bp = Blueprint("tickets", __name__)
 PAGE_SIZE_KEY = "TICKETS_PAGE_SIZE"
@@ -50,21 +51,8 @@ def _vary(response):
     return response
 
 
-@bp.errorhandler(ValidationError)
-def _invalid(exc: ValidationError):
-    return _refused(422, exc.message)
-
-
-@bp.errorhandler(NotAllowed)
-def _not_allowed(exc: NotAllowed):
-    return _refused(409, str(exc))
-
-
-def _refused(status: int, message: str):
-    """HTMX: a toast and no swap, so the page keeps what the person typed; browsers: the error page."""
-    if request.htmx:
-        return make_response("", status, {**toast_headers(message), "HX-Reswap": "none"})
-    return make_response(render_template("errors/error.html", status=status, message=message), status)
+# ValidationError (422) and NotAllowed (409) raised by the actions reach the app-wide handlers
+# (errors_http.error_response): a toast without swap for HTMX, the error page for browsers.
 
 
 # -- template helpers --------------------------------------------------------------------------
@@ -92,6 +80,11 @@ def open_tickets_of(contact_id: int) -> list[Ticket]:
 @bp.app_template_global()
 def notification_label(n: Notification) -> str:
     return notification_text(n)
+
+
+@bp.app_template_global()
+def notification_lines(n: Notification) -> list[str]:
+    return notification_details(n)
 
 
 # -- list --------------------------------------------------------------------------------------
@@ -204,6 +197,14 @@ def side(ticket_id: int):
     return render_template(template, **_side_context(ticket))
 
 
+@bp.get("/tickets/<int:ticket_id>/files/<int:attachment_id>")
+@login_required
+def attachment(ticket_id: int, attachment_id: int):
+    """A file on the ticket (most often one the customer uploaded in the portal): agents of the
+    workspace only; the portal serves the customer's own copy through its own route."""
+    return send_ticket_attachment(access_ticket_attachment(access_ticket(ticket_id, current_user), attachment_id))
+
+
 @bp.post("/tickets/<int:ticket_id>/status")
 @login_required
 def set_status(ticket_id: int):
@@ -254,14 +255,24 @@ def add_note(ticket_id: int):
     ticket = access_ticket(ticket_id, current_user)
     internal = request.form.get("internal") == "1"
     try:
-        do_add_ticket_note(ticket, request.form.get("body", ""), actor=current_user, internal=internal,
-                                   channel_id=request.form.get("channel_id", type=int),
-                                   idempotency_key=request.form.get("idempotency_key") or None)
+        _add_note_with_files(ticket, internal=internal)
     except ValidationError as exc:
         html = render_template("tickets/_composer.html", **{**_composer_context(ticket), "error": exc.message,
                                                             "body": request.form.get("body", ""), "internal": internal})
         return make_response(html, 422, {"HX-Retarget": "#ticket-composer", "HX-Reswap": "outerHTML"})
     return render_template("tickets/_note_added.html", **{**_ticket_context(ticket), **_composer_context(ticket)})
+
+
+def _add_note_with_files(ticket: Ticket, *, internal: bool) -> None:
+    """A note or a reply, with the files chosen in the composer (checked before anything is saved).
+    Files of an internal note stay with the agents; a reply's are the customer's to see in the portal."""
+    uploads = check_files(request.files.getlist("files"))
+    body = request.form.get("body", "").strip() or ("📎 " + ", ".join(u.filename for u in uploads) if uploads else "")
+    event = do_add_ticket_note(ticket, body, actor=current_user, internal=internal,
+                               channel_id=request.form.get("channel_id", type=int),
+                               idempotency_key=request.form.get("idempotency_key") or None)
+    if uploads and not TicketAttachment.of_event(event.id):  # a double submit attaches once
+        do_attach_files(ticket, uploads, event=event, user=current_user, internal=internal)
 
 
 @bp.post("/tickets/<int:ticket_id>/timer")
@@ -305,7 +316,7 @@ def _side_response(ticket: Ticket, message: str):
 
 
 def _ticket_context(ticket: Ticket) -> dict:
-    return {"ticket": ticket, "items": ticket_timeline(ticket), "now": utcnow()}
+    return {"ticket": ticket, "items": ticket_timeline(ticket), "files": files_by_event(ticket), "now": utcnow()}
 
 
 def _side_context(ticket: Ticket) -> dict:
@@ -365,11 +376,7 @@ def open_notification(notification_id: int):
     if n is None or n.user_id != current_user.id:
         abort(404)
     do_mark_read(current_user, notification_ids=[n.id])
-    if n.ticket_id:
-        return redirect(url_for("tickets.show", ticket_id=n.ticket_id))
-    if n.contact_id:
-        return redirect(url_for("contacts.show", contact_id=n.contact_id))
-    return redirect(url_for("tickets.notifications"))
+    return redirect(request.script_root + notification_path(n))
 
 
 @bp.post("/notifications/read")
@@ -381,24 +388,11 @@ def mark_read():
     return redirect(url_for("tickets.notifications"), 303)
 
 
-# -- the customer's rating page (no login: the signed link is the key) -------------------------
+# -- the customer's rating page moved to the portal -------------------------------------------
 @bp.route("/rate/<token>", methods=["GET", "POST"])
 def rate(token: str):
-    ticket = ticket_from_token(token)
-    if ticket is None:
-        abort(404)
-    error, done = None, ticket.rating is not None
-    score = request.values.get("score", type=int)
-    if request.method == "POST" and not done:
-        try:
-            score, comment = check_rating(request.form.get("score"), request.form.get("comment"))
-            do_record_rating(ticket, score, comment, source="link")
-            done = True
-        except (ValidationError, NotAllowed) as exc:
-            error = getattr(exc, "message", str(exc))
-            done = db.session.get(Ticket, ticket.id).rating is not None
-    status = 422 if error and not done else 200
-    return render_template("tickets/rate.html", ticket=ticket, score=score, error=error, done=done), status
+    """Rating links sent before the portal page existed keep working (308 keeps a POST a POST)."""
+    return redirect(url_for("portal.rate_link", token=token, **request.args), 308)
 
 
 # -- admin settings ----------------------------------------------------------------------------
@@ -413,7 +407,6 @@ def settings_page():
 @login_required
 def save_settings(section: str):
     from ..actions import ticket_settings as ts
-    from ..actions.timetracking import check_hourly_cost, do_set_user_rate
 
     check_admin(current_user)
     workspace_id, form = current_user.workspace_id, request.form
@@ -434,10 +427,10 @@ def save_settings(section: str):
             user = access_agent(form.get("user_id", type=int), current_user)
             if user is None:
                 abort(404)
-            ts.do_set_capacity(user, form.get("capacity", user.capacity), actor=current_user)
-            if form.get("hourly_cost"):
-                do_set_user_rate(user, check_hourly_cost(form["hourly_cost"]), actor=current_user,
-                                 effective_from=_effective_date(form.get("effective_from"), workspace_id))
+            cost = form.get("hourly_cost", "").strip()
+            ts.do_set_capacity_and_cost(user, capacity=form.get("capacity", user.capacity), hourly_cost=cost,
+                                        effective_from=_effective_date(form.get("effective_from"), workspace_id)
+                                        if cost else None, actor=current_user)
         else:
             abort(404)
     except ValidationError as exc:

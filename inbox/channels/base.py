@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from ..errors import TransientDeliveryError
 from ..kinds import ChannelKind, DeliveryStatus, Provider
 
 
@@ -120,8 +121,22 @@ class OutboundMessage:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryReceipt:
-    provider_message_id: str
+    provider_message_id: str  # the first part's id: status callbacks for it move the message
     status: DeliveryStatus
+    # Every message the provider created, in order, when a long text went out in several parts
+    # (Telegram, WhatsApp): each has its own id; empty for a single message.
+    message_ids: tuple[str, ...] = ()
+
+
+class PartlySent(TransientDeliveryError):
+    """The first parts of a long message went out, then the provider failed in a way worth
+    retrying. `sent_ids` are the parts already out, in order: the delivery keeps them and the
+    next attempt passes them back in OutboundMessage.meta["parts_sent"], so only the rest is
+    sent — no part ever twice."""
+
+    def __init__(self, message: str, *, sent_ids: tuple[str, ...]):
+        super().__init__(message)
+        self.sent_ids = sent_ids
 
 
 class ChannelAdapter(Protocol):

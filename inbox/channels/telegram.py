@@ -60,13 +60,12 @@ import threading
 import urllib.parse
 import warnings
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
 import certifi
 import httpx
-from telegram import Bot, ReplyKeyboardMarkup, ReplyParameters, Update
+from telegram import Bot, BotCommand, InputFile, ReplyKeyboardMarkup, ReplyParameters, Update
 from telegram.error import (
     BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut,
 )
@@ -76,6 +75,7 @@ from ..errors import (
     ChannelError, InvalidSignature, MalformedPayload, PermanentDeliveryError, RateLimited, TransientDeliveryError,
 )
 from ..kinds import ChannelKind, DeliveryStatus, Provider
+from . import text_split
 from .base import (
     ConfigField,
     ChannelConfig, DeliveryReceipt, InboundMedia, InboundMessage, OutboundMessage, StatusUpdate,
@@ -93,9 +93,14 @@ HTTP_TIMEOUT_SECONDS = 15
 MAX_INLINE_WAIT_SECONDS = 5
 COMMANDS = ("start", "help", "info", "contact", "rdv", "nouveau_rdv", "annuler", "ticket_create", "ticket_list",
             "ticket_view", "ticket_reply", "ticket_close", "ticket_stats")
+# Telegram's rules for setMyCommands (https://core.telegram.org/bots/api#botcommand).
+COMMAND_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+COMMAND_DESCRIPTION_MAX = 256
+COMMANDS_MAX = 100
 COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,64}))?(?:\s+(.*))?$", re.DOTALL)
 SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 ALLOWED_UPDATES = ("message",)
 
 T = TypeVar("T")
@@ -109,9 +114,8 @@ class RetryLater(RateLimited):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True, slots=True)
-class TelegramDeliveryReceipt(DeliveryReceipt):
-    message_ids: tuple[str, ...] = ()  # every part, "<chat_id>:<message_id>", in order
+# Every part's id, "<chat_id>:<message_id>", in order, is in `message_ids` (on every receipt).
+TelegramDeliveryReceipt = DeliveryReceipt
 
 
 class TelegramBot:
@@ -132,6 +136,7 @@ class TelegramBot:
         self.notification_chat_id = str(chat) if chat not in (None, "") else None
         username = config.settings.get("bot_username") or config.address or ""
         self.bot_username = str(username).lstrip("@").lower() or None
+        self.commands = answered_commands(config.settings.get("bot_commands"))
 
     # -- inbound ---------------------------------------------------------------------------
     def handshake(self, request: WebhookRequest) -> WebhookReply | None:
@@ -164,7 +169,7 @@ class TelegramBot:
             return []
         meta: dict[str, object] = {"chat_id": chat.id, "message_id": message.message_id,
                                    "chat_type": str(getattr(chat.type, "value", chat.type))}
-        command = self._command(message.text)
+        command = self._command(message.text, in_staff_group=in_staff_group)
         if command:
             meta.update(command)
         if in_staff_group:
@@ -212,13 +217,15 @@ class TelegramBot:
     def webhook_reply(self) -> WebhookReply:
         return WebhookReply("", "text/plain", 200)
 
-    def _command(self, text: str | None) -> dict[str, str] | None:
+    def _command(self, text: str | None, *, in_staff_group: bool = False) -> dict[str, str] | None:
         match = COMMAND_RE.match((text or "").strip())
         if not match:
             return None
         name, addressee, args = match.group(1).lower(), match.group(2), match.group(3)
         if name not in COMMANDS:
             return None
+        if name not in self.commands and not in_staff_group:
+            return None  # taken off the channel's list: an ordinary message for the team
         if addressee and self.bot_username and addressee.lower() != self.bot_username:
             return None  # /help@another_bot in a group
         return {"command": name, "args": (args or "").strip()}
@@ -235,6 +242,20 @@ class TelegramBot:
             return asyncio.run(call())
         except TelegramError as exc:
             raise ChannelError(f"Telegram refused: {exc}") from exc
+
+    def set_commands(self, commands: list[tuple[str, str]]) -> bool:
+        """What Telegram shows in the "/" menu of private chats (setMyCommands): exactly this
+        list, so a command taken off it is no longer advertised; an empty list deletes it."""
+        async def call() -> bool:
+            async with _bot(self.token, self.api_base) as bot:
+                if not commands:
+                    return await bot.delete_my_commands()
+                return await bot.set_my_commands([BotCommand(name, description) for name, description in commands])
+
+        try:
+            return _run(call())
+        except TelegramError as exc:
+            raise ChannelError(f"setMyCommands failed: {exc}") from exc
 
     def set_webhook(self, url: str, secret_token: str | None = None) -> bool:
         return set_webhook(url, secret_token or self.secret, token=self.token, api_base_url=self.api_base)
@@ -291,13 +312,18 @@ class TelegramBot:
         if meta.get("parse_mode"):
             common["parse_mode"] = str(meta["parse_mode"])
         texts = split_text(message.body) if message.body.strip() else []
-        media = list(message.media_urls)
+        # Files: a URL Telegram fetches, or bytes we upload (sendPhoto for JPEG/PNG/WebP, else sendDocument).
+        media: list[object] = [*message.media_urls, *message.attachments]
         caption = texts.pop(0) if media and len(texts) == 1 and _units(texts[0]) <= CAPTION_LIMIT else None
         calls: list[tuple[str, dict]] = [("send_message", {**common, "text": text}) for text in texts]
-        for i, url in enumerate(media):
-            kind = "photo" if posixpath.splitext(urllib.parse.urlsplit(url).path)[1].lower() in PHOTO_EXTENSIONS \
-                else "document"
-            kwargs = {**common, kind: url}
+        for i, item in enumerate(media):
+            if isinstance(item, str):
+                kind = "photo" if posixpath.splitext(urllib.parse.urlsplit(item).path)[1].lower() in PHOTO_EXTENSIONS \
+                    else "document"
+                kwargs = {**common, kind: item}
+            else:
+                kind = "photo" if item.content_type in PHOTO_TYPES else "document"
+                kwargs = {**common, kind: InputFile(item.content, filename=item.filename)}
             if i == 0 and caption:
                 kwargs["caption"] = caption
             calls.append((f"send_{kind}", kwargs))
@@ -329,37 +355,11 @@ class TelegramBot:
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Cut `text` into parts of at most `limit` UTF-16 code units (Telegram's measure), at the last
-    paragraph break, else line break, else space, found in the second half of the allowed
-    window; a hard cut only when a part has none. Separators at a cut are dropped."""
-    parts: list[str] = []
-    rest = text
-    while _units(rest) > limit:
-        window = rest[:_fit(rest, limit)]
-        for separator in ("\n\n", "\n", " "):
-            at = window.rfind(separator)
-            if at >= len(window) // 2 and at > 0:
-                head, rest = window[:at], rest[at + len(separator):]
-                break
-        else:
-            head, rest = window, rest[len(window):]
-        if head.strip():
-            parts.append(head)
-    if rest.strip():
-        parts.append(rest)
-    return parts
+    """Telegram's 4096-unit parts (the cutting itself is shared with WhatsApp)."""
+    return text_split.split_text(text, limit)
 
 
-def _units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _fit(text: str, limit: int) -> int:
-    """The longest prefix length (in characters) that fits in `limit` UTF-16 code units."""
-    end = min(len(text), limit)
-    while (over := _units(text[:end]) - limit) > 0:
-        end -= max(1, over // 2)
-    return end
+_units = text_split.utf16_units
 
 
 def set_webhook(url: str, secret_token: str, *, token: str, api_base_url: str | None = None,
@@ -377,6 +377,16 @@ def set_webhook(url: str, secret_token: str, *, token: str, api_base_url: str | 
         return _run(call())
     except TelegramError as exc:
         raise ChannelError(f"setWebhook failed: {exc}") from exc
+
+
+def answered_commands(configured: object) -> frozenset[str]:
+    """The commands answered in private chats: those of the channel's list (settings
+    "bot_commands", [{"command", "description"}]) that the bot knows; all of them when the
+    channel has no list yet. In the team's group every command is answered."""
+    if not isinstance(configured, list):
+        return frozenset(COMMANDS)
+    names = {str(item.get("command", "")).lower() for item in configured if isinstance(item, Mapping)}
+    return frozenset(names & set(COMMANDS))
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:

@@ -18,10 +18,18 @@ The flow for one call (every request goes to the URL the blueprint passes to cal
   2. <Record> action (RecordingUrl)       parse → []          call_reply → thanks + <Hangup>
   3. recording status callback            parse → [voicemail, transcription pending]
   4. transcription callback               parse → [voicemail, transcript or failure]
+  5. call status callback (the number's   parse → [missed call] when the call ended
+     "Call status changes" URL, or the             (completed, busy, no-answer, failed,
+     statusCallback of the call)                   canceled)
 
-3 and 4 arrive in any order and share ``provider_message_id = f"{CallSid}:voicemail"``: the
-orchestrator must *merge* the second into the stored message (``VoiceTwilio.merge``) instead
-of dropping it as a duplicate; ``meta["merge"] == "voicemail"`` marks such messages.
+3, 4 and 5 arrive in any order and share ``provider_message_id = f"{CallSid}:voicemail"``: the
+orchestrator must *merge* the later ones into the stored message (``VoiceTwilio.merge``)
+instead of dropping them as duplicates; ``meta["merge"] == "voicemail"`` marks such messages.
+A call that left neither recording nor transcription stays a *missed call*
+(``meta["missed_call"]``, body from MISSED_BODIES, `automated`: there is nothing to answer, the team
+calls back); a recording arriving after the status callback turns it into the voicemail.
+Docs: https://www.twilio.com/docs/voice/api/call-resource#statuscallback (CallStatus,
+CallDuration, Timestamp, CallbackSource=call-progress-events, SequenceNumber).
 
 The recording status callback carries no From/To, so the callback URLs we hand to Twilio carry
 them as query parameters (``from_number``, ``to_number``); Twilio signs the full URL, so they
@@ -29,7 +37,8 @@ cannot be forged.
 
 Channel configuration
     credentials["account_sid"], credentials["auth_token"]
-    settings["language"]     "fr-FR" (default) or "en-US" — any Twilio locale works with
+    settings["language"]     "fr-FR" or "en-US" (default: the workspace's language, given by the
+                             orchestrator as settings["workspace_locale"]) — any Twilio locale works with
                              settings["voice"] and settings["greeting"] set
     settings["voice"]        a Twilio voice (default: Polly.Lea for French, Polly.Joanna for English)
     settings["greeting"]     the text read before the beep (default per language)
@@ -62,6 +71,7 @@ TRANSCRIPTION_SID = re.compile(r"^TR[0-9a-fA-F]{32}$")
 
 MAX_RECORDING_SECONDS = 120  # Twilio only transcribes <Record> recordings up to two minutes
 DEFAULT_LANGUAGE = "fr-FR"
+WORKSPACE_LANGUAGES = {"fr": "fr-FR", "en": "en-US"}  # the workspace's UI language → a Twilio locale
 DEFAULT_VOICES = {"fr-FR": "Polly.Lea", "en-US": "Polly.Joanna"}
 DEFAULT_GREETINGS = {
     "fr": "Bonjour, vous êtes bien au service client. Nous ne pouvons pas vous répondre pour le "
@@ -79,6 +89,10 @@ DEFAULT_GOODBYES = {
 # preview and search meaningful meanwhile.
 PENDING_BODY = "transcription pending"
 UNAVAILABLE_BODY = "transcription unavailable"
+# A missed call's body (the inbox list's preview, search), in the workspace's language.
+MISSED_BODIES = {"fr": "Appel manqué", "en": "Missed call"}
+ENDED = ("completed", "busy", "no-answer", "failed", "canceled")  # CallStatus of an ended call
+VOICEMAIL_KEYS = ("recording_sid", "recording_url", "transcription_sid", "transcript")
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 FINAL_TRANSCRIPTION = ("completed", "failed")
@@ -121,6 +135,8 @@ class VoiceTwilio:
             return []
         if event == "recording":
             return self._recording(request, call_sid)
+        if event == "call-status":
+            return [self._missed_call(request, call_sid)]
         return self._transcription(request, call_sid)
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
@@ -180,6 +196,15 @@ class VoiceTwilio:
         for key, value in update.meta.items():
             if meta.get(key) is None:
                 meta[key] = value
+        starts = [m.sent_at for m in (existing, update) if m.sent_at is not None]
+        if not any(meta.get(key) for key in VOICEMAIL_KEYS):  # the call ended, nothing was left
+            meta.update(missed_call=True, transcription_status=None, transcription_pending=False, transcript=None)
+            return InboundMessage(
+                provider_message_id=existing.provider_message_id, sender=existing.sender or update.sender,
+                recipient=existing.recipient or update.recipient,
+                body=existing.body if existing.meta.get("missed_call") else update.body,
+                sent_at=min(starts) if starts else None, meta=meta, automated=True)
+        meta["missed_call"] = False
         statuses = {existing.meta.get("transcription_status"), update.meta.get("transcription_status")}
         final = [s for s in FINAL_TRANSCRIPTION if s in statuses]
         status = final[0] if final else "pending"
@@ -187,7 +212,6 @@ class VoiceTwilio:
         meta["transcription_pending"] = status not in FINAL_TRANSCRIPTION
         if status != "completed":
             meta["transcript"] = None
-        starts = [m.sent_at for m in (existing, update) if m.sent_at is not None]
         return InboundMessage(
             provider_message_id=existing.provider_message_id,
             sender=existing.sender or update.sender,
@@ -274,12 +298,36 @@ class VoiceTwilio:
             },
         )
 
+    def _missed_call(self, request: WebhookRequest, call_sid: str) -> InboundMessage:
+        """The call ended. Stored as a missed call, which a voicemail's callbacks (before or
+        after this one) complete: merge() decides which it was."""
+        form = request.form
+        sender = (form.get("From") or "").strip()
+        if not sender:
+            raise MalformedPayload("From is missing from the call status callback")
+        try:
+            duration = int(form.get("CallDuration") or 0)
+        except ValueError:
+            raise MalformedPayload("CallDuration is not a number of seconds") from None
+        return InboundMessage(
+            provider_message_id=f"{call_sid}:voicemail", sender=sender,
+            recipient=(form.get("To") or self.config.address).strip(), body=missed_call_body(self.config.settings),
+            sent_at=_rfc2822(form.get("Timestamp")), automated=True,
+            meta={"merge": MERGE_MARKER, "call_sid": call_sid, "missed_call": True,
+                  "call_status": (form.get("CallStatus") or "").lower(), "call_duration_seconds": duration,
+                  "recording_sid": None, "recording_url": None, "duration_seconds": None, "transcript": None,
+                  "transcription_sid": None, "transcription_status": None, "transcription_pending": False},
+        )
+
     def _check_account(self, form) -> None:
         if form.get("AccountSid") != self.account_sid:
             raise MalformedPayload("AccountSid does not belong to this channel")
 
     def _language(self) -> str:
-        return str(self.config.settings.get("language") or DEFAULT_LANGUAGE)
+        """The channel's own setting, else the workspace's language (settings["workspace_locale"],
+        given by the orchestrator), else French."""
+        locale = str(self.config.settings.get("workspace_locale") or "").split("_")[0].lower()
+        return str(self.config.settings.get("language") or WORKSPACE_LANGUAGES.get(locale, DEFAULT_LANGUAGE))
 
     def _voice(self, language: str) -> str | None:
         return str(self.config.settings.get("voice") or "") or DEFAULT_VOICES.get(language)
@@ -302,6 +350,12 @@ class VoiceTwilio:
         return max(1, min(seconds, MAX_RECORDING_SECONDS))
 
 
+def missed_call_body(settings) -> str:
+    """ "Appel manqué" / "Missed call", after settings["workspace_locale"] (the orchestrator's)."""
+    locale = str(settings.get("workspace_locale") or "").split("_")[0].lower()
+    return MISSED_BODIES.get(locale, MISSED_BODIES["fr"])
+
+
 def _event(form) -> str:
     """Which of Twilio's voice requests this is, from the fields only that request carries."""
     if form.get("TranscriptionSid") or form.get("TranscriptionStatus"):
@@ -310,6 +364,8 @@ def _event(form) -> str:
         return "recording"
     if form.get("RecordingUrl") or form.get("RecordingSid"):
         return "record-action"
+    if form.get("CallSid") and (form.get("CallStatus") or "").lower() in ENDED:
+        return "call-status"
     if form.get("CallSid") and form.get("CallStatus"):
         return "call"
     raise MalformedPayload("not a Twilio voice call, recording or transcription request")

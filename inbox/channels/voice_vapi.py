@@ -63,10 +63,15 @@ from .base import (
     ChannelConfig, DeliveryReceipt, InboundMessage, OutboundMessage, StatusUpdate, WebhookReply,
     WebhookRequest,
 )
+from .voice_twilio import missed_call_body
 
 DEFAULT_API_BASE_URL = "https://api.vapi.ai"
 HTTP_TIMEOUT_SECONDS = 15
 REPORT_TYPE = "end-of-call-report"
+# A report in which the caller said nothing (no answer, silence, hung up during the greeting) is
+# a missed call: meta["missed_call"], its body in the workspace's language (voice_twilio's).
+BOT_SPEAKERS = frozenset({"ai", "assistant", "bot"})
+USER_SPEAKERS = frozenset({"user", "customer"})
 TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
 
 AUTH_MODES = ("bearer", "secret", "hmac")
@@ -291,6 +296,10 @@ class VoiceVapi:
             "ended_at": ended_at.isoformat() if ended_at else None,
         }
         body = f"{summary}\n\n{transcript}" if summary and transcript else (transcript or summary or "")
+        missed = not _customer_spoke(transcript, artifact.get("messages") or message.get("messages"))
+        if missed:  # nobody to answer, but the team should call back: kept as a missed call
+            meta["missed_call"] = True
+            body = missed_call_body(self.config.settings)
         return InboundMessage(
             provider_message_id=f"{call_id}:{REPORT_TYPE}",
             sender=sender,
@@ -299,6 +308,7 @@ class VoiceVapi:
             sender_name=_text(customer.get("name")),
             sent_at=ended_at,
             meta=meta,
+            automated=missed,
         )
 
     def _get(self, path: str, *, params: Mapping | None = None) -> requests.Response:
@@ -320,6 +330,21 @@ class VoiceVapi:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+def _customer_spoke(transcript: str, messages: object) -> bool:
+    """Whether the caller said anything: a "user" turn in artifact.messages, or a "User:" line
+    in the transcript. A transcript in another shape (no speaker prefixes) counts as speech."""
+    if isinstance(messages, list) and any(
+            isinstance(m, Mapping) and m.get("role") == "user" and _text(m.get("message")) for m in messages):
+        return True
+    for line in filter(None, (line.strip() for line in transcript.splitlines())):
+        speaker, colon, said = line.partition(":")
+        if not colon or speaker.strip().lower() not in BOT_SPEAKERS | USER_SPEAKERS:
+            return True
+        if speaker.strip().lower() in USER_SPEAKERS and said.strip():
+            return True
+    return False
+
 
 def _signed_payload(payload_format: str, values: Mapping[str, bytes]) -> bytes:
     """The payload format with its placeholders replaced by the raw bytes they stand for."""

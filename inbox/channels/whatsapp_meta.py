@@ -67,9 +67,10 @@ from ..errors import (
 from ..kinds import ChannelKind, DeliveryStatus, Provider
 from .base import (
     ConfigField,
-    ChannelConfig, DeliveryReceipt, InboundMedia, InboundMessage, OutboundMessage, StatusUpdate,
+    ChannelConfig, DeliveryReceipt, InboundMedia, InboundMessage, OutboundMessage, PartlySent, StatusUpdate,
     WebhookReply, WebhookRequest,
 )
+from .text_split import split_text
 from .whatsapp_twilio import as_datetime, window_open
 
 log = logging.getLogger(__name__)
@@ -311,19 +312,25 @@ class WhatsAppMeta:
                 and not window_open(as_datetime(last_inbound), datetime.now(UTC))):
             raise PermanentDeliveryError(ERROR_REASONS[OUTSIDE_WINDOW_CODE], code=OUTSIDE_WINDOW_CODE)
         parts = self._payloads(message, meta)
-        first_id = None
-        for sent, payload in enumerate(parts):
+        # A retry after a transient failure mid-message resumes after the parts already out.
+        wamids = [str(wamid) for wamid in meta.get("parts_sent") or ()][:len(parts)]
+        for payload in parts[len(wamids):]:
             try:
-                wamid = self._post_message(payload)
-            except (TransientDeliveryError, PermanentDeliveryError) as exc:
-                if not sent:
+                wamids.append(self._post_message(payload))
+            except TransientDeliveryError as exc:
+                if not wamids:
                     raise
-                # A retry would repeat what already went out: permanent, and saying what was sent.
+                raise PartlySent(f"{len(wamids)} of {len(parts)} parts were sent; the rest will be retried: {exc}",
+                                 sent_ids=tuple(wamids)) from exc
+            except PermanentDeliveryError as exc:
+                if not wamids:
+                    raise
+                # Nothing more will go out (a timeout may even have sent it): say what was sent.
                 raise PermanentDeliveryError(
-                    f"Only {sent} of {len(parts)} parts were sent (first message {first_id}): {exc}",
+                    f"Only {len(wamids)} of {len(parts)} parts were sent (first message {wamids[0]}): {exc}",
                     code="partial") from exc
-            first_id = first_id or wamid
-        return DeliveryReceipt(provider_message_id=first_id, status=DeliveryStatus.ACCEPTED)
+        return DeliveryReceipt(provider_message_id=wamids[0], status=DeliveryStatus.ACCEPTED,
+                               message_ids=tuple(wamids) if len(wamids) > 1 else ())
 
     def fetch_media(self, url: str) -> tuple[bytes, str]:
         """Download an inbound `meta-media:<id>`: resolve the id, then fetch with the token."""
@@ -351,11 +358,9 @@ class WhatsAppMeta:
         captioned = bool(media) and bool(body) and not choices and len(body) <= CAPTION_LIMIT and (
             _media_type(media[0], meta) != "audio")
         if body and not captioned and not choices:
-            if len(body) > TEXT_LIMIT:
-                raise PermanentDeliveryError(f"WhatsApp text messages are limited to {TEXT_LIMIT} characters",
-                                             code="too_long")
-            parts.append({**base, "type": "text",
-                          "text": {"body": body, "preview_url": bool(meta.get("preview_url"))}})
+            # Longer than WhatsApp takes: several messages, cut where a reader would pause.
+            parts.extend({**base, "type": "text", "text": {"body": text, "preview_url": bool(meta.get("preview_url"))}}
+                         for text in split_text(body, TEXT_LIMIT))
         for i, url in enumerate(media):
             kind = _media_type(url, meta)
             obj: dict[str, object] = {"link": url}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..actions import team_alerts
 from ..orchestrator import media, pull
 from ..models import utcnow
 from . import job
@@ -33,3 +34,8 @@ def vapi_reconcile_sweep(now_iso: str | None = None) -> dict:
 @job
 def fetch_media(message_id: int) -> int:
     return media.download_media(message_id)
+
+
+@job
+def send_team_alert(alert_id: int) -> None:
+    team_alerts.do_send_team_alert(alert_id)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 
-from ..actions import budgets, notifications, tickets
+from ..actions import budgets, digests, notifications, tickets
 from ..actions.assignment import do_drain_unassigned
 from ..errors import PermanentDeliveryError
 from ..extensions import db
@@ -56,7 +56,8 @@ def sla_sweep(now_iso: str | None = None) -> dict[str, int]:
     """Reminders before deadlines, escalation after them."""
     now = _now(now_iso)
     done = {"first_responses": tickets.sync_first_responses(), "reminders": 0, "breaches": 0}
-    active = Ticket.status.in_(list(TicketStatus.active()))
+    # Waiting on the customer stops the clock: paused tickets are neither reminded nor escalated.
+    active = Ticket.status.in_(list(TicketStatus.active())) & Ticket.sla_paused_at.is_(None)
     for target, due, met in (
         ("first_response", Ticket.first_response_due_at, Ticket.first_responded_at),
         ("resolution", Ticket.resolution_due_at, Ticket.resolved_at),
@@ -66,7 +67,8 @@ def sla_sweep(now_iso: str | None = None) -> dict[str, int]:
         late = select(Ticket.id).where(active, met.is_(None), breached.is_(None), due <= now).order_by(due)
         for ticket_id in db.session.scalars(late).all():
             done["breaches"] += tickets.do_escalate_breach(db.session.get(Ticket, ticket_id), target, now=now)
-        soon = (select(Ticket.id).where(active, met.is_(None), reminded.is_(None), Ticket.assignee_id.is_not(None),
+        # Unassigned tickets too: their warning goes to the admins (and the team's Telegram group).
+        soon = (select(Ticket.id).where(active, met.is_(None), reminded.is_(None),
                                         due > now, due <= now + REMINDER_HORIZON).order_by(due))
         for ticket_id in db.session.scalars(soon).all():
             done["reminders"] += tickets.do_sla_reminder(db.session.get(Ticket, ticket_id), target, now=now)
@@ -95,6 +97,18 @@ def auto_close_sweep(now_iso: str | None = None) -> int:
         for ticket_id in db.session.scalars(stmt).all():
             closed += tickets.do_auto_close(db.session.get(Ticket, ticket_id), now=now)
     return closed
+
+
+@job
+def digest_sweep(now_iso: str | None = None) -> dict[str, int]:
+    """Hourly: each workspace's daily reminder of pending tickets and weekly summary, sent once
+    its morning has come (local time); the dedupe keys make every later run a no-op."""
+    now = _now(now_iso)
+    done = {"pending_reminders": 0, "weekly_summaries": 0}
+    for workspace_id in db.session.scalars(select(Workspace.id).order_by(Workspace.id)).all():
+        done["pending_reminders"] += digests.do_send_pending_reminders(workspace_id, now=now)
+        done["weekly_summaries"] += digests.do_send_weekly_summary(workspace_id, now=now)
+    return done
 
 
 @job

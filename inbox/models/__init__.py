@@ -31,6 +31,7 @@ from .outbound import (
 from .audit import AuditEntry  # settings, team, CRM (issue 6)
 from .invitation import Invitation
 from .gdpr import ContactErasure
+from .team_alert import TeamAlert, TeamAlertKind  # Telegram team group (issue 3)
 
 __all__ = [
     "KnowledgeArticle", "SaraDecision", "SaraIntent", "SaraSettings", "TrainingExample",

@@ -63,6 +63,15 @@ class Appointment(Timestamped, db.Model):
         return list(db.session.scalars(stmt))
 
     @classmethod
+    def for_client_page(cls, contact_id: int, now: datetime, *, since: timedelta = timedelta(days=30),
+                        limit: int = 20) -> list[Appointment]:
+        """The client page's list, soonest first: from a month ago on, whatever their status, so a
+        cancelled, done or missed appointment stays visible after the agent changes it."""
+        stmt = (select(cls).where(cls.contact_id == contact_id, cls.starts_at > now - since)
+                .order_by(cls.starts_at, cls.id).limit(limit))
+        return list(db.session.scalars(stmt))
+
+    @classmethod
     def due_for_reminder(cls, now: datetime, *, ahead: timedelta) -> list[Appointment]:
         stmt = select(cls).where(cls.status == AppointmentStatus.SCHEDULED, cls.reminder_sent_at.is_(None),
                                  cls.starts_at > now, cls.starts_at <= now + ahead)

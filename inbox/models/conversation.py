@@ -47,6 +47,8 @@ class Conversation(Timestamped, db.Model):
         Index("ix_conversation_ws_assignee", "workspace_id", "assignee_id", "last_activity_at"),
         Index("ix_conversation_ws_channel", "workspace_id", "channel_id", "last_activity_at"),
         Index("ix_conversation_ws_priority", "workspace_id", "priority", "last_activity_at"),
+        # A contact's conversations (client page, search by contact): the unique index above is partial.
+        Index("ix_conversation_contact", "contact_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -31,6 +31,7 @@ class Message(Timestamped, db.Model):
         UniqueConstraint("conversation_id", "idempotency_key"),
         Index("ix_message_contact_created", "contact_id", "created_at", "id"),
         Index("ix_message_conversation_created", "conversation_id", "created_at"),
+        Index("ix_message_ws_created", "workspace_id", "created_at"),  # reports: messages in a date range
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

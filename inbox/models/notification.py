@@ -19,6 +19,9 @@ class NotificationKind(StrEnum):
     SLA_BREACHED = "sla_breached"  # escalation: admins and the assignee
     CRITICAL_TICKET = "critical_ticket"  # pages the on-call agent
     BUDGET_ALERT = "budget_alert"  # a client reached 80 % / 100 % of a budget
+    NEW_TICKET = "new_ticket"  # a ticket nobody owns yet: to the admins
+    PENDING_REMINDER = "pending_reminder"  # daily: tickets a customer has waited on for more than 24 h
+    WEEKLY_SUMMARY = "weekly_summary"  # Monday, to admins: the past week's figures
 
 
 class Notification(db.Model):

@@ -209,8 +209,11 @@ class FollowUpRule(Timestamped, db.Model):
     template_id: Mapped[int] = mapped_column(ForeignKey("outbound_template.id"))
     max_per_conversation: Mapped[int] = mapped_column(default=1)
     enabled: Mapped[bool] = mapped_column(default=True)
+    # Also put this label on the conversation it follows up (an automation: "Relancé").
+    label_id: Mapped[int | None] = mapped_column(ForeignKey("label.id", ondelete="SET NULL"))
 
     template = relationship("OutboundTemplate", lazy="joined")
+    label = relationship("Label")
 
     @classmethod
     def of_workspace(cls, workspace_id: int) -> list[FollowUpRule]:

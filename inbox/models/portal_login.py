@@ -4,7 +4,8 @@ Neither the link nor the code is stored: both are derived from the server's SECR
 the row's random salt (a signed token; an HMAC reduced to 6 digits), so the worker that sends
 them and the request that checks them compute the same value, and a copy of the database
 alone cannot sign anybody in (a plain hash of a 6-digit code would be reversed in a second).
-A row is used once, expires (15 min for links, 10 min for codes) and allows 5 wrong codes.
+A row is used once, expires (15 min for links, 10 min for codes) and allows 5 wrong codes;
+a periodic job deletes rows an hour after they expire (jobs/portal.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ class PortalLoginMethod(StrEnum):
 
 class PortalLogin(db.Model):
     __tablename__ = "portal_login"
-    __table_args__ = (Index("ix_portal_login_contact_created", "contact_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_portal_login_contact_created", "contact_id", "created_at"),
+        Index("ix_portal_login_expires", "expires_at"),  # the cleanup job deletes by expiry
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id"))

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import joinedload
 
+from .. import search
 from ..extensions import db
 from ..kinds import ChannelKind
 from .channel import Channel
 from .contact import Contact
-from .label import ConversationLabel
+from .label import ConversationLabel, Label
 from .conversation import Conversation, ConversationStatus, Priority
-from .message import Message
 
 VIEWS = ("all", "mine", "unassigned")
 STATUS_ANY = "any"
@@ -115,8 +115,9 @@ def _search(workspace_id: int, q: str):
         or_(Contact.name.ilike(like, escape="\\"), Contact.company.ilike(like, escape="\\"),
             Contact.email.ilike(like, escape="\\"), Contact.phone.ilike(like, escape="\\")),
     )
-    message_match = exists().where(
-        Message.conversation_id == Conversation.id, Message.body.ilike(like, escape="\\"))
+    # Full-text index (FTS5 / tsvector): a LIKE over every message does not scale.
+    message_match = Conversation.id.in_(search.conversations_matching(
+        workspace_id, q, dialect_name=db.session.get_bind().dialect.name))
     return or_(Conversation.contact_id.in_(contact_match), message_match)
 
 
@@ -144,14 +145,14 @@ def inbox_page(workspace_id: int, f: InboxFilter, *, user_id: int, after: Cursor
 
 
 def view_counts(workspace_id: int, *, user_id: int) -> dict[str, int]:
-    """Open conversations per sidebar view and per channel kind, in one query."""
-    open_ = Conversation.status == ConversationStatus.OPEN
+    """Open conversations per sidebar view and per channel kind, in one query (reading only the open
+    ones through the status index: years of resolved conversations cost nothing)."""
 
-    def count(*conds):
-        return func.coalesce(func.sum(case((and_(open_, *conds), 1), else_=0)), 0)
+    def count(condition):
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     columns = {
-        "all": count(),
+        "all": func.count(Conversation.id),
         "mine": count(Conversation.assignee_id == user_id),
         "unassigned": count(Conversation.assignee_id.is_(None)),
         **{kind.value: count(Channel.kind == kind) for kind in ChannelKind},
@@ -159,6 +160,18 @@ def view_counts(workspace_id: int, *, user_id: int) -> dict[str, int]:
     stmt = (select(*[c.label(k) for k, c in columns.items()])
             .select_from(Conversation)
             .outerjoin(Channel, Channel.id == Conversation.channel_id)
-            .where(Conversation.workspace_id == workspace_id))
+            .where(Conversation.workspace_id == workspace_id, Conversation.status == ConversationStatus.OPEN))
     row = db.session.execute(stmt).one()
     return {k: int(v or 0) for k, v in row._mapping.items()}
+
+
+def label_counts(workspace_id: int) -> list[tuple[Label, int]]:
+    """Every label of the workspace, by name, with its number of open conversations: one grouped
+    query whatever the number of labels or conversations (labels with none count 0)."""
+    stmt = (select(Label, func.count(Conversation.id))
+            .outerjoin(ConversationLabel, ConversationLabel.label_id == Label.id)
+            .outerjoin(Conversation, and_(Conversation.id == ConversationLabel.conversation_id,
+                                          Conversation.status == ConversationStatus.OPEN))
+            .where(Label.workspace_id == workspace_id)
+            .group_by(Label.id).order_by(Label.name, Label.id))
+    return [(label, int(n or 0)) for label, n in db.session.execute(stmt)]

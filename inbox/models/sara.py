@@ -4,8 +4,10 @@ decided for each inbound message, with the agents' corrections."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, select
+from sqlalchemy import JSON, Float, ForeignKey, Index, Numeric, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -55,6 +57,10 @@ class SaraSettings(db.Model):
     # Channel ids where Sara never answers by herself (she still routes and escalates).
     auto_reply_off_channels: Mapped[list] = mapped_column(JSON, default=list)
     out_of_scope_examples: Mapped[list] = mapped_column(JSON, default=list)
+    # What the OpenAI-compatible provider charges per million tokens (prompt, completion), in the
+    # workspace's currency: the Sara page turns recorded token counts into a cost per 1,000 messages.
+    prompt_price_per_million: Mapped[Decimal | None] = mapped_column(Numeric(10, 4))
+    completion_price_per_million: Mapped[Decimal | None] = mapped_column(Numeric(10, 4))
 
     @classmethod
     def of(cls, workspace_id: int) -> SaraSettings:
@@ -63,6 +69,14 @@ class SaraSettings(db.Model):
             settings = cls(workspace_id=workspace_id, enabled=False, engine="offline", model="gpt-4o-mini",
                            confidence_threshold=0.55, auto_reply_off_channels=[], out_of_scope_examples=[])
         return settings
+
+
+class HeldReply(StrEnum):
+    """An auto-reply decided during the channel's quiet hours waits for the opening."""
+
+    HELD = "held"  # waiting for `reply_at`
+    SENT = "sent"
+    DROPPED = "dropped"  # a person took over, or the channel no longer allows it (see the thread)
 
 
 class SaraDecision(Timestamped, db.Model):
@@ -89,6 +103,10 @@ class SaraDecision(Timestamped, db.Model):
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    # Quiet hours: the auto-reply is kept here and sent at `reply_at` (the channel's opening).
+    held_reply: Mapped[str | None] = mapped_column(Text)
+    reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply_state: Mapped[str | None] = mapped_column(String(12))  # HeldReply
     # An agent's correction: kept as a training example for the workspace.
     corrected_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     corrected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

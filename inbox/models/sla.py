@@ -57,9 +57,21 @@ def targets_for(policies: dict[tuple[SlaScope, str], SlaTargets], category: Tick
     return by_category.stricter(by_priority)
 
 
-def deadlines(calendar: BusinessCalendar, start: datetime, targets: SlaTargets) -> tuple[datetime, datetime]:
-    """(first response due, resolution due), counted in business time from `start`."""
-    return calendar.add(start, targets.first_response), calendar.add(start, targets.resolution)
+def deadlines(calendar: BusinessCalendar, start: datetime, targets: SlaTargets,
+              paused: timedelta = timedelta(0)) -> tuple[datetime, datetime]:
+    """(first response due, resolution due), counted in business time from `start`; the
+    business time the ticket spent waiting on the customer (`paused`) does not count."""
+    return calendar.add(start, targets.first_response + paused), calendar.add(start, targets.resolution + paused)
+
+
+def paused_time(calendar: BusinessCalendar, since: datetime, until: datetime) -> timedelta:
+    """The business time a pause of the SLA clock lasted (nights and weekends count nothing)."""
+    return max(calendar.between(since, until), timedelta(0))
+
+
+def resumed_deadline(calendar: BusinessCalendar, due: datetime, paused: timedelta) -> datetime:
+    """A deadline once the SLA clock restarts: moved by the business time of the pause."""
+    return calendar.add(due, paused)
 
 
 class SlaPolicy(db.Model):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from flask_babel import gettext as _
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, select, text
+from sqlalchemy import (
+    JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, and_, func, or_, select, text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..errors import NotAllowed
@@ -60,6 +62,7 @@ TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     TicketStatus.CLOSED: frozenset(),
 }
 
+PENDING_HOURS = 24  # a customer waiting longer than this on the team is "pending" (KPI, daily reminder)
 PRIORITY_LADDER = (Priority.LOW, Priority.MEDIUM, Priority.HIGH, Priority.CRITICAL)
 
 
@@ -117,6 +120,10 @@ class Ticket(Timestamped, db.Model):
         Index("ix_ticket_resolution_due", "resolution_due_at",
               sqlite_where=text(_ACTIVE_SQL), postgresql_where=text(_ACTIVE_SQL)),
         Index("ix_ticket_ws_resolution_due", "workspace_id", "resolution_due_at", "id"),
+        # Reports: tickets opened / resolved / closed in a date range (inbox/models/reports.py).
+        Index("ix_ticket_ws_created", "workspace_id", "created_at"),
+        Index("ix_ticket_ws_resolved", "workspace_id", "resolved_at"),
+        Index("ix_ticket_ws_closed", "workspace_id", "closed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -150,6 +157,10 @@ class Ticket(Timestamped, db.Model):
     first_response_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolution_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rating_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The SLA clock stops while the ticket waits on the customer: since when (None: running),
+    # and the business time of the pauses already over, which the deadlines include.
+    sla_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_paused_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
 
     contact = relationship("Contact", lazy="joined", innerjoin=True)
     assignee = relationship("User", lazy="joined", foreign_keys=[assignee_id])
@@ -166,13 +177,21 @@ class Ticket(Timestamped, db.Model):
     def is_active(self) -> bool:
         return self.status in TicketStatus.active()
 
+    @property
+    def sla_paused(self) -> bool:
+        return self.sla_paused_at is not None
+
+    def sla_clock(self, now: datetime) -> datetime:
+        """The moment the SLA deadlines are measured against: stopped while the ticket waits."""
+        return self.sla_paused_at or now
+
     def first_response_breached(self, now: datetime) -> bool:
         due = self.first_response_due_at
-        return due is not None and (self.first_responded_at or now) > due
+        return due is not None and (self.first_responded_at or self.sla_clock(now)) > due
 
     def resolution_breached(self, now: datetime) -> bool:
         due = self.resolution_due_at
-        return due is not None and (self.resolved_at or self.closed_at or now) > due
+        return due is not None and (self.resolved_at or self.closed_at or self.sla_clock(now)) > due
 
     def sla_breached(self, now: datetime) -> bool:
         return self.first_response_breached(now) or self.resolution_breached(now)
@@ -191,6 +210,16 @@ class Ticket(Timestamped, db.Model):
         if self.resolution_due_at:
             return "resolution", self.resolution_due_at
         return None
+
+    @classmethod
+    def pending_clause(cls, now: datetime, *, hours: int = PENDING_HOURS):
+        """SQL: the customer has waited on the team for more than `hours` (the KPI and the
+        daily reminder): open or in progress, their last word (or the creation) older than
+        that, and no agent answer since."""
+        waiting_since = func.coalesce(cls.last_customer_message_at, cls.created_at)
+        return and_(cls.status.in_([TicketStatus.OPEN, TicketStatus.IN_PROGRESS]),
+                    waiting_since < now - timedelta(hours=hours),
+                    or_(cls.last_agent_reply_at.is_(None), cls.last_agent_reply_at < waiting_since))
 
     @classmethod
     def by_reference(cls, workspace_id: int, reference: str) -> Ticket | None:

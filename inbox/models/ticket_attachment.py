@@ -44,3 +44,7 @@ class TicketAttachment(db.Model):
         if public_only:
             stmt = stmt.where(cls.internal.is_(False))
         return list(db.session.scalars(stmt.order_by(cls.id)))
+
+    @classmethod
+    def of_event(cls, event_id: int) -> list[TicketAttachment]:
+        return list(db.session.scalars(select(cls).where(cls.event_id == event_id).order_by(cls.id)))

@@ -81,7 +81,7 @@ class TicketCursor:
 
 def breached_clause(now: datetime):
     """SQL: the ticket missed (or is missing) a deadline."""
-    at = literal(now, UTCDateTime())
+    at = func.coalesce(Ticket.sla_paused_at, literal(now, UTCDateTime()))  # stopped while waiting
     return or_(Ticket.first_response_due_at < func.coalesce(Ticket.first_responded_at, at),
                Ticket.resolution_due_at < func.coalesce(Ticket.resolved_at, Ticket.closed_at, at))
 
@@ -165,7 +165,6 @@ class Kpis:
 def ticket_kpis(workspace_id: int, *, now: datetime) -> Kpis:
     """The strip above the list: counts in one query, 30-day averages in two more."""
     active = Ticket.status.in_(list(TicketStatus.active()))
-    waiting_since = func.coalesce(Ticket.last_customer_message_at, Ticket.created_at)
 
     def count(*conds):
         return func.coalesce(func.sum(case((and_(*conds), 1), else_=0)), 0)
@@ -175,10 +174,7 @@ def ticket_kpis(workspace_id: int, *, now: datetime) -> Kpis:
             count(active, Ticket.assignee_id.is_(None)).label("unassigned"),
             count(active, Ticket.priority == Priority.CRITICAL).label("open_critical"),
             # The customer has been waiting on the team for more than a day.
-            count(Ticket.status.in_([TicketStatus.OPEN, TicketStatus.IN_PROGRESS]),
-                  waiting_since < now - timedelta(hours=24),
-                  or_(Ticket.last_agent_reply_at.is_(None), Ticket.last_agent_reply_at < waiting_since)
-                  ).label("waiting"),
+            count(Ticket.pending_clause(now)).label("waiting"),
             count(active, breached_clause(now)).label("breached"),
             count(active).label("active"),
         ).where(Ticket.workspace_id == workspace_id)

@@ -52,6 +52,7 @@ class TimeEntry(Timestamped, db.Model):
     __table_args__ = (
         Index("ix_time_entry_ticket", "ticket_id", "work_date"),
         Index("ix_time_entry_contact_date", "workspace_id", "contact_id", "work_date"),
+        Index("ix_time_entry_ws_date", "workspace_id", "work_date"),  # reports: time logged in a date range
         # One running timer per agent.
         Index("uq_time_entry_running_user", "user_id", unique=True,
               sqlite_where=text(_RUNNING_SQL), postgresql_where=text(_RUNNING_SQL)),

@@ -120,15 +120,19 @@ def _start(ask: Ask) -> str:
 def _help(ask: Ask) -> str:
     if ask.staff:
         return _staff_help(ask)
-    return "\n".join([
-        _("What I can do:"),
-        _("/ticket_create <subject> — open a ticket (add details on the next lines)"),
-        _("/ticket_view <number> — where your ticket stands"),
-        _("/ticket_reply <number> <message> — add a message to your ticket"),
-        _("/ticket_close <number> — close your ticket"),
-        _("/contact — talk to a person"),
-        _("/info — about us"),
-    ])
+    from ..channels.telegram import answered_commands
+
+    answered = answered_commands((ask.message.channel.settings or {}).get("bot_commands"))
+    lines = [
+        ("ticket_create", _("/ticket_create <subject> — open a ticket (add details on the next lines)")),
+        ("ticket_view", _("/ticket_view <number> — where your ticket stands")),
+        ("ticket_reply", _("/ticket_reply <number> <message> — add a message to your ticket")),
+        ("ticket_close", _("/ticket_close <number> — close your ticket")),
+        ("contact", _("/contact — talk to a person")),
+        ("info", _("/info — about us")),
+    ]
+    # Only what this channel's list keeps (an admin may have taken some off in settings).
+    return "\n".join([_("What I can do:"), *(line for command, line in lines if command in answered)])
 
 
 def _staff_help(ask: Ask) -> str:

@@ -10,13 +10,17 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
-from .. import outbox
-from ..channels.base import ChannelAdapter, ChannelConfig, OutboundMessage, StatusUpdate
+from .. import outbox, storage
+from ..channels.base import (
+    ChannelAdapter, ChannelConfig, OutboundAttachment, OutboundMessage, PartlySent, StatusUpdate,
+)
 from ..channels.registry import build_adapter
 from ..errors import PermanentDeliveryError, RateLimited, TransientDeliveryError
 from ..extensions import db
 from ..kinds import ChannelKind
-from ..models import Channel, Contact, ContactIdentity, DeliveryStatus, Direction, Message, SenderKind, utcnow
+from ..models import (
+    Attachment, Channel, Contact, ContactIdentity, DeliveryStatus, Direction, Message, SenderKind, Workspace, utcnow,
+)
 
 log = logging.getLogger(__name__)
 DELIVER_JOB = "inbox.jobs.deliver.deliver_message"
@@ -25,9 +29,13 @@ DELIVER_JOB = "inbox.jobs.deliver.deliver_message"
 def adapter_for(channel: Channel) -> ChannelAdapter:
     api_base = current_app.config.get(f"{channel.provider.upper()}_API_BASE_URL")
     credentials = {**channel.credentials, "reply_token_secret": _reply_token_secret(channel)}
+    settings = dict(channel.settings or {})
+    if channel.kind == ChannelKind.VOICE:  # the caller is greeted in the workspace's language
+        workspace = db.session.get(Workspace, channel.workspace_id)
+        settings.setdefault("workspace_locale", workspace.default_locale if workspace else None)
     return build_adapter(ChannelConfig(
         kind=channel.kind, provider=channel.provider, address=channel.address,
-        credentials=credentials, settings=channel.settings or {}, api_base_url=api_base,
+        credentials=credentials, settings=settings, api_base_url=api_base,
     ))
 
 
@@ -91,9 +99,11 @@ def deliver_message(message_id: int) -> None:
         _wait_for_rate_limit(message, exc)
         return
     except TransientDeliveryError as exc:
+        partly = _remember_sent_parts(message, exc)
         if _release_for_retry(message, str(exc)):
             raise  # RQ retries with backoff (the job was enqueued with its intervals)
-        fall_back(message, code="unavailable")  # nothing went out: another channel may carry it
+        # Nothing went out: another channel may carry it; part of it did: not twice elsewhere.
+        fall_back(message, code="partial" if partly else "unavailable")
         _hand_on_next(message)
         outbox.commit()
         return
@@ -105,6 +115,9 @@ def deliver_message(message_id: int) -> None:
         log.info("deliver failed message_id=%s channel=%s code=%s", message.id, channel.id, exc.code)
         return
     message.provider_message_id = receipt.provider_message_id
+    if receipt.message_ids or (message.meta or {}).get("parts_sent"):  # a long text, in several messages
+        meta = {k: v for k, v in (message.meta or {}).items() if k != "parts_sent"}
+        message.meta = {**meta, "provider_message_ids": list(receipt.message_ids)}
     if channel.kind == ChannelKind.EMAIL:
         message.thread_ref = receipt.provider_message_id  # the customer's reply will cite it
     message.error_code = message.error_message = None
@@ -113,6 +126,14 @@ def deliver_message(message_id: int) -> None:
     outbox.commit()
     log.info("deliver accepted message_id=%s channel=%s provider_id=%s",
              message.id, channel.id, receipt.provider_message_id)
+
+
+def _remember_sent_parts(message: Message, exc: Exception) -> bool:
+    """Keep the parts of a long message that went out before a transient failure: the retry
+    sends only the rest (see channels.base.PartlySent). True when some part is out."""
+    if isinstance(exc, PartlySent):
+        message.meta = {**(message.meta or {}), "parts_sent": list(exc.sent_ids)}
+    return bool((message.meta or {}).get("parts_sent"))
 
 
 def _outbound(message: Message, channel: Channel, to: str) -> OutboundMessage:
@@ -139,9 +160,32 @@ def _outbound(message: Message, channel: Channel, to: str) -> OutboundMessage:
             meta["last_inbound_at"] = wrote_at
     if message.sender_kind == SenderKind.BOT:
         meta["auto_submitted"] = True
+    if (message.meta or {}).get("parts_sent"):
+        meta["parts_sent"] = list(message.meta["parts_sent"])
     meta.update((message.meta or {}).get("send") or {})  # campaigns/templates: provider template, List-Unsubscribe
+    media_urls, attachments = _files(message, channel)
     return OutboundMessage(to=to, body=message.body, subject=message.subject or subject, html=message.html,
-                           status_callback_url=webhook_url(channel, "/status"), meta=meta)
+                           status_callback_url=webhook_url(channel, "/status"), meta=meta,
+                           media_urls=media_urls, attachments=attachments)
+
+
+# Channels whose provider receives the bytes from us (SMTP, a Bot API upload); the others
+# (Twilio, Meta) fetch each file from a signed, expiring URL of ours.
+UPLOADED_KINDS = frozenset({ChannelKind.EMAIL, ChannelKind.TELEGRAM})
+
+
+def _files(message: Message, channel: Channel) -> tuple[tuple[str, ...], tuple[OutboundAttachment, ...]]:
+    """The message's files as the channel's adapter takes them: URLs or bytes."""
+    from .media import signed_media_url
+
+    stored = [a for a in message.attachments if a.storage_key]
+    if not stored:
+        return (), ()
+    if channel.kind in UPLOADED_KINDS:
+        return (), tuple(OutboundAttachment(filename=a.filename or f"attachment-{a.id}",
+                                            content_type=a.content_type,
+                                            content=storage.path_of(a.storage_key).read_bytes()) for a in stored)
+    return tuple(signed_media_url(a) for a in stored), ()
 
 
 # -- order, rate limits, fallback --------------------------------------------------------------
@@ -277,7 +321,7 @@ def fall_back(message: Message, *, code: str | None) -> Message | None:
 
     if (code in NO_FALLBACK_CODES or message.internal or message.direction != Direction.OUTBOUND
             or message.sender_kind not in (SenderKind.AGENT, SenderKind.BOT) or message.channel_id is None
-            or not message.body.strip()
+            or not (message.body.strip() or message.attachments)
             or {"campaign_id", "followup_rule_id"} & set(message.meta or {})):  # bulk: its channel was chosen with consent
         return None
     key = f"fallback-{message.id}"
@@ -289,7 +333,8 @@ def fall_back(message: Message, *, code: str | None) -> Message | None:
     candidates = [c for c in preferred_channels(message.conversation, reply_channels(message.conversation))
                   if c.id not in tried and not (
                       c.kind == ChannelKind.WHATSAPP
-                      and not window_open(customer_last_wrote_at(message.contact_id, c.id), now))]
+                      and not window_open(customer_last_wrote_at(message.contact_id, c.id), now))
+                  and not (message.attachments and storage.send_limits(c.kind) is None)]  # files need carrying
     if not candidates:
         log.info("no fallback channel message_id=%s code=%s", message.id, code)
         return None
@@ -306,6 +351,11 @@ def fall_back(message: Message, *, code: str | None) -> Message | None:
     )
     db.session.add(follow)
     db.session.flush()
+    for attachment in message.attachments:  # the same stored bytes, sent again on the new channel
+        if attachment.storage_key:
+            db.session.add(Attachment(message_id=follow.id, content_type=attachment.content_type,
+                                      filename=attachment.filename, size=attachment.size,
+                                      storage_key=attachment.storage_key))
     from_kind = message.channel.kind
     reason = fallback_reason(code)
     line = Message(

@@ -82,6 +82,7 @@ def _apply_identity_claim(channel: Channel, message: Message, inbound: InboundMe
 
 def _store(channel: Channel, inbound: InboundMessage) -> Message:
     contact = contact_for_address(channel, inbound.sender, name=inbound.sender_name)
+    _remember_language(contact, inbound)
     conversation = _conversation_for(channel, contact, inbound)
     now = utcnow()
     sent_at = inbound.sent_at or now
@@ -113,6 +114,18 @@ def _store(channel: Channel, inbound: InboundMessage) -> Message:
         schedule_media_download(message)  # the provider keeps the file: fetch it into our storage
     announce_message(message)
     return message
+
+
+def _remember_language(contact: Contact, inbound: InboundMessage) -> None:
+    """The language the customer's app reports (Telegram's `from.language_code`, an IETF tag such
+    as "en" or "pt-br"), kept when we know none yet, so bot replies are in their language. A
+    language set by an agent or learnt earlier is not overwritten."""
+    if inbound.meta.get("notification_group"):
+        return  # a team member writing in the team's group, not a customer
+    code = str(inbound.meta.get("language_code") or "").strip().lower().replace("_", "-")
+    primary = code.split("-")[0]
+    if not contact.locale and primary.isalpha() and 2 <= len(primary) <= 3:
+        contact.locale = primary
 
 
 def _conversation_for(channel: Channel, contact: Contact, inbound: InboundMessage) -> Conversation:
@@ -225,10 +238,11 @@ def _merge(channel: Channel, message: Message, inbound: InboundMessage) -> None:
     current = InboundMessage(provider_message_id=message.provider_message_id or "", sender="",
                              recipient="", body=message.body, meta=message.meta or {})
     merged = adapter.merge(current, inbound)
-    was_pending = bool((message.meta or {}).get("transcription_pending"))
+    # Not routed yet: a voicemail waiting for its transcript, or a call first stored as missed.
+    was_waiting = bool((message.meta or {}).get("transcription_pending") or (message.meta or {}).get("missed_call"))
     message.body, message.meta = merged.body, dict(merged.meta)
     touch_conversation(message.conversation, message, channel_id=channel.id)
-    if was_pending and _should_route(merged):
+    if was_waiting and _should_route(merged):
         outbox.enqueue_job(ROUTE_JOB, message.id, job_id=f"route-{message.id}",
                            workspace_id=channel.workspace_id)
     outbox.publish_event(message.workspace_id, f"message-{message.id}-status", status="updated")

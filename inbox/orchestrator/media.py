@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import inspect
 import logging
+import mimetypes
+import re
 
 from flask import current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from .. import outbox, storage
 from ..errors import PermanentDeliveryError
 from ..extensions import db
-from ..models import Attachment, Message
+from ..models import Attachment, Direction, Message
 
 log = logging.getLogger(__name__)
 MEDIA_JOB = "inbox.jobs.channels.fetch_media"
@@ -102,3 +105,56 @@ def _refuse(message: Message, attachment: Attachment, reason: str) -> None:
     message.meta = meta
     db.session.delete(attachment)
     db.session.commit()
+
+
+# -- files agents send ---------------------------------------------------------------------------
+# Twilio and Meta fetch an outbound file from a URL we give them. The URL is public (the provider
+# has no credentials of ours) but signed and short-lived: it names one attachment of one outbound,
+# non-internal message, and stops working after OUTBOUND_MEDIA_URL_MAX_AGE seconds (Twilio fetches
+# within seconds; Meta within minutes; a day leaves room for retries).
+OUTBOUND_MEDIA_SALT = "coccinelle-outbound-media"
+OUTBOUND_MEDIA_URL_MAX_AGE = 24 * 3600
+
+
+def _media_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=OUTBOUND_MEDIA_SALT)
+
+
+def signed_media_url(attachment: Attachment) -> str:
+    """The public URL a provider fetches the file from. It ends with the file's name, whose
+    extension the adapters read (Meta: image or document; Telegram: photo or document)."""
+    token = _media_serializer().dumps(attachment.id)
+    name = safe_url_name(attachment.filename, attachment.content_type)
+    # Built by hand like webhook URLs: the delivery job has no request to build it from.
+    return f"{current_app.config['PUBLIC_BASE_URL']}/media/{token}/{name}"
+
+
+def attachment_from_token(token: str) -> Attachment | None:
+    """The attachment a signed URL names, if the signature holds, it has not expired, and it
+    belongs to a message that went (or goes) to the customer: never an internal note's file,
+    never a file the customer sent us."""
+    max_age = current_app.config.get("OUTBOUND_MEDIA_URL_MAX_AGE", OUTBOUND_MEDIA_URL_MAX_AGE)
+    try:
+        attachment_id = _media_serializer().loads(token, max_age=max_age)
+    except BadSignature:
+        return None
+    attachment = db.session.get(Attachment, attachment_id) if isinstance(attachment_id, int) else None
+    if attachment is None or not attachment.storage_key:
+        return None
+    message = db.session.get(Message, attachment.message_id)
+    if message is None or message.internal or message.direction != Direction.OUTBOUND:
+        return None
+    return attachment
+
+
+def safe_url_name(filename: str | None, content_type: str) -> str:
+    """A name fit for a URL path: letters, digits, dot, dash, underscore; the extension kept
+    (or guessed from the type)."""
+    stem, dot, extension = (filename or "").rpartition(".")
+    if not dot:
+        stem, extension = filename or "", ""
+    extension = re.sub(r"[^A-Za-z0-9]", "", extension)[:8].lower()
+    if not extension:
+        extension = (mimetypes.guess_extension(content_type.split(";")[0].strip()) or ".bin").lstrip(".")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:60] or "file"
+    return f"{stem}.{extension}"

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -30,6 +32,8 @@ from ..models import (
     Appointment, Conversation, KnowledgeArticle, Message, SaraDecision, SaraIntent, SaraSettings,
     SenderKind, TrainingExample, Workspace, utcnow,
 )
+from ..models.sara import HeldReply
+from .sending_rules import SendRules, auto_reply_room, format_hours, next_allowed
 
 log = logging.getLogger(__name__)
 WHATSAPP_WINDOW_HOURS = 24
@@ -46,8 +50,14 @@ def run_sara(message: Message, *, now: datetime | None = None) -> SaraDecision |
     started = time.perf_counter()
     decision = agent.decide(message.body, context, engine=engine_for(settings))
     latency_ms = (time.perf_counter() - started) * 1000
+    if not message.contact.locale and decision.language != context.default_language:
+        message.contact.locale = decision.language[:8]  # detected: answered in their language from now on
+    decision, hold_until = _channel_rules(decision, message, now=now)
     row = _store(decision, message, latency_ms=latency_ms)
-    _act(decision, row, message, conversation, now=now)
+    if hold_until is not None:
+        _hold(row, decision.reply, hold_until, now=now)
+    else:
+        _act(decision, row, message, conversation, now=now)
     _announce(row, conversation)
     outbox.commit()
     log.info("sara message_id=%s kind=%s category=%s confidence=%.2f engine=%s ms=%.1f",
@@ -143,6 +153,49 @@ def _may_auto_reply(message: Message, settings: SaraSettings, *, now: datetime) 
     return True
 
 
+def _channel_rules(decision: ai.Decision, message: Message, *,
+                   now: datetime) -> tuple[ai.Decision, datetime | None]:
+    """The channel's sending rules for an automatic answer (issue: quiet hours, daily limits).
+
+    Quiet hours: the answer is kept and sent at the opening of the allowed hours, rather than
+    handed to the team. A support team expects routine questions asked at night to be answered
+    first thing in the morning without anyone typing; a ticket per night-time "what are your
+    hours?" would fill the morning queue with work the bot already did. A person who takes the
+    conversation before the opening cancels it (release_held_reply).
+    Daily limit reached: a person answers (a ticket); agents' replies are not limited, and an
+    answer postponed to tomorrow would be late.
+    Returns the decision to store and, for quiet hours, when to send the answer.
+    """
+    channel = message.channel
+    if decision.kind != ai.DecisionKind.AUTO_REPLY or channel is None:
+        return decision, None
+    timezone = db.session.get(Workspace, message.workspace_id).timezone
+    rules = SendRules.of(channel)
+    opening = next_allowed(rules, now, timezone)
+    if opening > now:
+        local = opening.astimezone(ZoneInfo(timezone))
+        why = (f"quiet hours (sending allowed {format_hours(rules.window)}): "
+               f"the answer is sent at the opening, {local:%Y-%m-%d %H:%M}")
+        return replace(decision, guardrail=ai.Guardrail.QUIET_HOURS,
+                       reason=_clip(f"{decision.reason}; {why}")), opening
+    if auto_reply_room(channel, now, timezone) == 0:
+        return _daily_limit_reached(decision, rules), None
+    return decision, None
+
+
+def _daily_limit_reached(decision: ai.Decision, rules: SendRules) -> ai.Decision:
+    topic = (decision.intent or "request").replace("_", " ")
+    return replace(decision, kind=ai.DecisionKind.ESCALATE, reply=None, article_id=None,
+                   priority=ai.Priority(str(decision.priority)).at_least(ai.Priority.MEDIUM),
+                   guardrail=ai.Guardrail.DAILY_LIMIT,
+                   reason=f"{topic}: this channel's daily limit of {rules.daily_limit} automated messages "
+                          "is reached, a person answers")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
 # -- what Sara does --------------------------------------------------------------------------------------
 def _store(decision: ai.Decision, message: Message, *, latency_ms: float) -> SaraDecision:
     usage = decision.usage or ai.TokenUsage()
@@ -158,6 +211,87 @@ def _store(decision: ai.Decision, message: Message, *, latency_ms: float) -> Sar
     db.session.add(row)
     db.session.flush()
     return row
+
+
+def _hold(row: SaraDecision, reply: str | None, at: datetime, *, now: datetime) -> None:
+    """Keep the answer and promise the job that sends it at the opening (after commit)."""
+    row.held_reply, row.reply_at, row.reply_state = reply, at, HeldReply.HELD
+    outbox.enqueue_job("inbox.jobs.route.send_held_reply", row.id, workspace_id=row.workspace_id,
+                       # unique per promise: a release that finds it too early promises again
+                       job_id=f"sara-held-{row.id}-{int(at.timestamp())}-{int(now.timestamp())}",
+                       delay=max(1.0, (at - now).total_seconds()))
+
+
+def release_held_reply(decision_id: int, *, now: datetime | None = None) -> str | None:
+    """Send an answer held over the quiet hours, unless a person took over in the meantime or the
+    channel no longer allows it (then the team gets a ticket, so the customer is not forgotten).
+    Idempotent: only a HELD answer moves, once. Returns its new state."""
+    now = now or utcnow()
+    row = db.session.get(SaraDecision, decision_id)
+    if row is None or row.reply_state != HeldReply.HELD:
+        return None
+    message = db.session.get(Message, row.message_id)
+    conversation = message.conversation
+    if row.reply_at > now or _still_quiet(message, now):
+        _hold(row, row.held_reply, max(row.reply_at, _opening(message, now)), now=now)
+        outbox.commit()
+        return HeldReply.HELD
+    person = _person_on_it(message, conversation)
+    blocked = None if person else _blocked_now(message, now=now)
+    if person or blocked:
+        row.reply_state = HeldReply.DROPPED
+        if blocked:
+            row.ticket_id = _escalate(ai.Decision(
+                ai.DecisionKind.ESCALATE, category=ai.TicketCategory(row.category),
+                priority=ai.Priority(row.priority)), message, conversation, now=now)
+        _release_line(row, conversation, "hand_to_human" if person else "escalate",
+                      f"held answer not sent: {person or blocked}")
+    else:
+        row.reply_state = HeldReply.SENT
+        _bot_reply(message, conversation, row.held_reply or "")
+        _release_line(row, conversation, "auto_reply", "held answer sent at the opening of the sending hours")
+    outbox.commit()
+    return row.reply_state
+
+
+def _opening(message: Message, now: datetime) -> datetime:
+    timezone = db.session.get(Workspace, message.workspace_id).timezone
+    return next_allowed(SendRules.of(message.channel), now, timezone)
+
+
+def _still_quiet(message: Message, now: datetime) -> bool:
+    return message.channel is not None and _opening(message, now) > now
+
+
+def _person_on_it(message: Message, conversation: Conversation) -> str | None:
+    if conversation.assignee_id is not None:
+        return "a team member took the conversation"
+    answered = db.session.scalar(select(func.count(Message.id)).where(
+        Message.conversation_id == conversation.id, Message.sender_kind == SenderKind.AGENT,
+        Message.internal.is_(False), Message.id > message.id))
+    return "a team member answered" if answered else None
+
+
+def _blocked_now(message: Message, *, now: datetime) -> str | None:
+    settings = SaraSettings.of(message.workspace_id)
+    if not settings.enabled:
+        return "Sara was switched off"
+    # The WhatsApp window counts from the customer's message, as when Sara decided.
+    if not _may_auto_reply(message, settings, now=now):
+        return "automatic answers are no longer allowed on this channel"
+    timezone = db.session.get(Workspace, message.workspace_id).timezone
+    if auto_reply_room(message.channel, now, timezone) == 0:
+        return "the channel's daily limit is reached"
+    return None
+
+
+def _release_line(row: SaraDecision, conversation: Conversation, kind: str, reason: str) -> None:
+    from ..actions.conversations import system_line
+
+    system_line(conversation, {"kind": "sara", "decision": kind, "category": row.category,
+                               "priority": row.priority, "confidence": row.confidence, "reason": reason,
+                               "decision_id": row.id},
+                f"Sara: {kind} ({row.category}, {row.confidence:.2f}) — {reason}")
 
 
 def _act(decision: ai.Decision, row: SaraDecision, message: Message, conversation: Conversation, *,
@@ -209,9 +343,11 @@ def _escalate(decision: ai.Decision, message: Message, conversation: Conversatio
             do_set_ticket_priority(ticket, str(decision.priority), actor=None)
         return ticket.id
     summary = " ".join(message.body.split())[:90] or _("Message from %(name)s", name=message.contact.display_name)
+    # A channel where Sara's automatic answers are switched off gets no automated note either.
+    quiet_channel = message.channel_id in (SaraSettings.of(message.workspace_id).auto_reply_off_channels or [])
     ticket = do_create_ticket(message.contact, subject=summary, description=message.body,
                               category=str(decision.category), priority=str(decision.priority),
-                              source="ai", conversation=conversation, now=now)
+                              source="ai", conversation=conversation, notify_customer=not quiet_channel, now=now)
     return ticket.id
 
 
@@ -228,10 +364,11 @@ def _announce(row: SaraDecision, conversation: Conversation) -> None:
     """The decision as a small line in the thread, for the agents."""
     from ..actions.conversations import system_line
 
-    system_line(conversation, {"kind": "sara", "decision": row.kind, "category": row.category,
+    kind = "auto_reply_held" if row.reply_state == HeldReply.HELD else row.kind
+    system_line(conversation, {"kind": "sara", "decision": kind, "category": row.category,
                                "priority": row.priority, "confidence": row.confidence, "reason": row.reason,
                                "decision_id": row.id},
-                f"Sara: {row.kind} ({row.category}, {row.confidence:.2f}) — {row.reason}")
+                f"Sara: {kind} ({row.category}, {row.confidence:.2f}) — {row.reason}")
 
 
 def _locale_of(message: Message) -> str:

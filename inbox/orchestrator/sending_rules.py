@@ -11,7 +11,9 @@ channel settings page may write the same keys):
                      (PROVIDER_RATE_PER_MINUTE), below what each accepts without queueing or
                      filtering (Twilio long code ≈ 1/s, Meta 80/s, Telegram ≈ 30/s broadcast).
 
-Agents' one-to-one replies are not throttled and do not count against the daily limit.
+Agents' one-to-one replies are not throttled and do not count against the daily limit. Sara's
+automatic answers do respect the allowed hours and the daily limit (`auto_reply_room`): they are
+messages a machine sends, and a channel's owner sets these limits for everything automated.
 """
 
 from __future__ import annotations
@@ -128,3 +130,23 @@ def daily_room(channel, now: datetime, timezone: str) -> int | None:
     if rules.daily_limit is None:
         return None
     return max(0, rules.daily_limit - bulk_sent_today(channel.id, now, timezone))
+
+
+def auto_replies_today(channel_id: int, now: datetime, timezone: str) -> int:
+    """Bot messages (Sara's answers, confirmations) sent on this channel since local midnight."""
+    from ..models import Direction, Message, SenderKind
+
+    stmt = select(func.count()).select_from(Message).where(
+        Message.channel_id == channel_id, Message.sender_kind == SenderKind.BOT,
+        Message.direction == Direction.OUTBOUND, Message.created_at >= local_day_start(now, timezone))
+    return int(db.session.scalar(stmt) or 0)
+
+
+def auto_reply_room(channel, now: datetime, timezone: str) -> int | None:
+    """How many more automatic answers the channel may send today: its daily limit shared with
+    campaigns and follow-ups; None when unlimited."""
+    rules = SendRules.of(channel)
+    if rules.daily_limit is None:
+        return None
+    used = bulk_sent_today(channel.id, now, timezone) + auto_replies_today(channel.id, now, timezone)
+    return max(0, rules.daily_limit - used)

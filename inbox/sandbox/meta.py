@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
+from .twilio import fetch_url
+
 DEMO_ACCESS_TOKEN = "EAAdemo-coccinelle-access-token-0001"
 DEMO_APP_SECRET = "demo-app-secret-coccinelle-0001"
 DEMO_VERIFY_TOKEN = "demo-verify-token-coccinelle"
@@ -167,6 +169,7 @@ class Failure:
     message: str
     details: str | None
     remaining: int
+    skip: int = 0  # calls let through first (fail the second part of a long text)
 
 
 @dataclass
@@ -185,6 +188,8 @@ class FakeMeta:
     port: int = 0
     sent: list[dict] = field(default_factory=list)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # Fetch each outbound media `link` as Meta does; recorded under "media_fetched" in `sent`.
+    fetch_media: bool = False
     _failures: list[Failure] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -194,9 +199,9 @@ class FakeMeta:
         return f"http://{self.host}:{self._server.server_address[1]}"
 
     def fail_next(self, *, status: int, code: int = 131000, message: str = "Something went wrong",
-                  details: str | None = None, times: int = 1) -> None:
+                  details: str | None = None, times: int = 1, skip: int = 0) -> None:
         with self._lock:
-            self._failures.append(Failure(status, code, message, details, times))
+            self._failures.append(Failure(status, code, message, details, times, skip))
 
     def add_media(self, media_id: str, content: bytes, mime_type: str) -> None:
         self.media[media_id] = (content, mime_type)
@@ -224,6 +229,9 @@ class FakeMeta:
             if not self._failures:
                 return None
             failure = self._failures[0]
+            if failure.skip:
+                failure.skip -= 1
+                return None
             failure.remaining -= 1
             if failure.remaining <= 0:
                 self._failures.pop(0)
@@ -231,8 +239,11 @@ class FakeMeta:
 
     def _accept(self, payload: dict) -> dict:
         wamid = new_wamid()
+        content = payload.get(payload.get("type") or "")
+        fetched = ({"media_fetched": fetch_url(content["link"])}
+                   if self.fetch_media and isinstance(content, dict) and content.get("link") else {})
         with self._lock:
-            self.sent.append({"id": wamid, **payload})
+            self.sent.append({"id": wamid, **payload, **fetched})
         if self.auto_status and self.webhook_url:
             threading.Thread(target=self._statuses, args=(wamid, payload["to"]), daemon=True).start()
         message = {"id": wamid}

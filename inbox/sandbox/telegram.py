@@ -7,14 +7,19 @@ https://core.telegram.org/bots/api#making-requests (`{"ok": …, "result": …}`
 
 The server answers what python-telegram-bot calls: getMe (on entering `async with Bot(...)`),
 sendMessage, sendPhoto, sendDocument, sendLocation, sendVenue, setWebhook, deleteWebhook,
-getWebhookInfo, getFile and the file download endpoint. Parameters arrive form-encoded with
+getWebhookInfo, setMyCommands / deleteMyCommands / getMyCommands (default scope; the list is
+in `commands`, validated like Telegram: 1-32 of a-z 0-9 _, description 1-256, at most 100),
+getFile and the file download endpoint. Parameters arrive form-encoded with
 JSON-encoded values (python-telegram-bot's way), as JSON, or in the query string.
 """
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import itertools
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -34,7 +39,8 @@ _update_ids = itertools.count(int(time.time()) % 100_000_000 * 10)
 _message_ids = itertools.count(1000)
 _JSON_PARAMS = frozenset({"chat_id", "reply_markup", "reply_parameters", "link_preview_options", "allowed_updates",
                           "entities", "caption_entities", "message_thread_id", "disable_notification",
-                          "drop_pending_updates", "max_connections", "latitude", "longitude", "protect_content"})
+                          "drop_pending_updates", "max_connections", "latitude", "longitude", "protect_content",
+                          "commands", "scope"})
 
 
 # -- Update builders --------------------------------------------------------------------------------
@@ -162,6 +168,7 @@ class FakeTelegram:
     calls: list[dict] = field(default_factory=list)
     sent: list[dict] = field(default_factory=list)
     webhook: dict | None = None
+    commands: list[dict] = field(default_factory=list)  # what setMyCommands advertises
     blocked: set[int] = field(default_factory=set)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # file_id → (file_path, content)
     _failures: list[Failure] = field(default_factory=list)
@@ -197,6 +204,7 @@ class FakeTelegram:
             self.blocked.clear()
             self._counters.clear()
             self.webhook = None
+            self.commands = []
 
     def start(self) -> FakeTelegram:
         self._server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
@@ -261,6 +269,22 @@ class FakeTelegram:
             info = {"url": (self.webhook or {}).get("url", ""), "has_custom_certificate": False,
                     "pending_update_count": 0}
             return 200, _ok(info)
+        if method == "setMyCommands":
+            commands = params.get("commands")
+            if not isinstance(commands, list) or len(commands) > 100:
+                return 400, _error(400, "Bad Request: commands must be a list of at most 100 BotCommand")
+            for command in commands:
+                if not re.fullmatch(r"[a-z0-9_]{1,32}", str(command.get("command", ""))):
+                    return 400, _error(400, "Bad Request: BOT_COMMAND_INVALID")
+                if not 1 <= len(str(command.get("description", "")).strip()) <= 256:
+                    return 400, _error(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+            self.commands = [{"command": c["command"], "description": c["description"]} for c in commands]
+            return 200, _ok(True)
+        if method == "deleteMyCommands":
+            self.commands = []
+            return 200, _ok(True)
+        if method == "getMyCommands":
+            return 200, _ok(list(self.commands))
         if method == "getFile":
             if params.get("file_id") not in self.files:
                 return 400, _error(400, "Bad Request: invalid file_id")
@@ -289,7 +313,9 @@ class FakeTelegram:
             content["photo"] = [{"file_id": "AgACAgQAAxkD" + str(len(self.sent)), "file_unique_id": "AQADsent",
                                  "file_size": 61234, "width": 800, "height": 600}]
         elif method == "sendDocument":
-            name = urllib.parse.urlsplit(str(params.get("document", ""))).path.rsplit("/", 1)[-1] or "document"
+            document = params.get("document", "")
+            name = (document.get("filename") if isinstance(document, dict)
+                    else urllib.parse.urlsplit(str(document)).path.rsplit("/", 1)[-1]) or "document"
             content["document"] = {"file_name": name, "mime_type": "application/pdf",
                                    "file_id": "BQACAgQAAxkD" + str(len(self.sent)), "file_unique_id": "AgADsent"}
         elif method in ("sendLocation", "sendVenue"):
@@ -315,6 +341,22 @@ def _error(code: int, description: str, retry_after: int | None = None) -> dict:
 
 def _units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
+
+
+def _multipart(content_type: str, body: bytes) -> dict:
+    """Form fields as text; an uploaded file as {"filename", "content_type", "content"}."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    fields: dict = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        content = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            fields[name] = {"filename": part.get_filename(), "content_type": part.get_content_type(),
+                            "content": content}
+        else:
+            fields[name] = content.decode()
+    return fields
 
 
 def _decode(params: dict[str, str]) -> dict:
@@ -358,6 +400,8 @@ def _handler_for(fake: FakeTelegram):
                     params.update(json.loads(body))
                 except ValueError:
                     return self._json(400, _error(400, "Bad Request: invalid JSON"))
+            elif body and "multipart/form-data" in content_type:  # a file upload (InputFile)
+                params.update(_multipart(content_type, body))
             elif body:
                 params.update(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
             params = _decode(params)

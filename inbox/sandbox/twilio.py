@@ -91,6 +91,9 @@ class FakeTwilio:
     port: int = 0
     sent: list[dict] = field(default_factory=list)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # path → (content, type)
+    # Fetch each outbound MediaUrl as Twilio does (a test's app must then be reachable over HTTP);
+    # what came back is recorded under "media_fetched", and a URL that fails refuses the message.
+    fetch_media: bool = False
     _failures: list[Failure] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -134,10 +137,10 @@ class FakeTwilio:
                 self._failures.pop(0)
             return failure
 
-    def _create_message(self, account_sid: str, form: dict) -> dict:
+    def _create_message(self, account_sid: str, form: dict, media: dict | None = None) -> dict:
         now = format_datetime(datetime.now(UTC), usegmt=True)
         sid = new_sid("SM")
-        record = {"sid": sid, **form}
+        record = {"sid": sid, **form, **(media or {})}
         with self._lock:
             self.sent.append(record)
         if self.auto_status and form.get("StatusCallback"):
@@ -161,6 +164,15 @@ class FakeTwilio:
                 post_signed(form["StatusCallback"], params, auth_token=self.auth_token)
             except requests.RequestException:
                 return
+
+
+def fetch_url(url: str) -> tuple[int, str, bytes]:
+    """GET a file the way a provider fetches an outbound media URL: (status, type, bytes)."""
+    try:
+        response = requests.get(url, timeout=10)
+    except requests.RequestException:
+        return 0, "", b""
+    return response.status_code, response.headers.get("Content-Type", ""), response.content
 
 
 def _handler_for(fake: FakeTwilio):
@@ -197,7 +209,9 @@ def _handler_for(fake: FakeTwilio):
             if not self._authorized(parts[2]):
                 return self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
             length = int(self.headers.get("Content-Length") or 0)
-            form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+            pairs = urllib.parse.parse_qsl(self.rfile.read(length).decode())
+            form = dict(pairs)
+            media_urls = [v for k, v in pairs if k == "MediaUrl"]  # repeated, one per file
             failure = fake._next_failure()
             if failure:
                 return self._json(failure.status, {"code": failure.code, "message": failure.message,
@@ -205,7 +219,13 @@ def _handler_for(fake: FakeTwilio):
                                                    "status": failure.status})
             if not form.get("To") or not (form.get("Body") or form.get("MediaUrl")):
                 return self._json(400, {"code": 21602, "message": "Message body is required.", "status": 400})
-            self._json(201, fake._create_message(parts[2], form))
+            media: dict = {"MediaUrls": media_urls} if media_urls else {}
+            if media_urls and fake.fetch_media:
+                media["media_fetched"] = [fetch_url(url) for url in media_urls]
+                if any(status != 200 for status, _type, _content in media["media_fetched"]):
+                    return self._json(400, {"code": 21620, "message": "Invalid media URL(s)", "status": 400,
+                                            "more_info": "https://www.twilio.com/docs/errors/21620"})
+            self._json(201, fake._create_message(parts[2], form, media))
 
         def _authorized(self, account_sid: str) -> bool:
             expected = base64.b64encode(f"{fake.account_sid}:{fake.auth_token}".encode()).decode()

@@ -80,6 +80,21 @@ def transcription_payload(*, account_sid: str, call_sid: str, sender: str, to: s
     }
 
 
+def call_status_payload(*, account_sid: str, call_sid: str, sender: str, to: str, status: str = "completed",
+                        duration: int = 6, sequence: int = 0) -> dict:
+    """The form Twilio POSTs to a call's status callback URL when the call ends
+    (https://www.twilio.com/docs/voice/api/call-resource#statuscallback)."""
+    return {
+        "CallSid": call_sid, "AccountSid": account_sid, "From": sender, "To": to, "CallStatus": status,
+        "ApiVersion": API_VERSION, "Direction": "inbound", "CallDuration": str(duration),
+        "Duration": str(max(1, (duration + 59) // 60)) if duration else "0",
+        "Timestamp": format_datetime(datetime.now(UTC)), "CallbackSource": "call-progress-events",
+        "SequenceNumber": str(sequence), "CallerName": "", "ForwardedFrom": "",
+        "FromCity": "", "FromState": "", "FromZip": "", "FromCountry": "FR",
+        "ToCity": "", "ToState": "", "ToZip": "", "ToCountry": "FR",
+    }
+
+
 def record_urls(twiml: str) -> dict[str, str]:
     """The callback URLs a <Record> verb tells Twilio to use (action, recording, transcription)."""
     record = ElementTree.fromstring(twiml).find("Record")

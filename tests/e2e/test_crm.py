@@ -104,10 +104,64 @@ def test_admin_pages_render(page: Page, live_server, admin, agent, clients, arti
 
     page.goto(f"{live_server.url}/contacts/{clients.id}")
     page.get_by_label("Address", exact=True).fill("elodie@boulangerie-fournier.test")
-    page.get_by_label("Channel", exact=True).select_option("email")
+    page.locator("#identities").get_by_label("Channel", exact=True).select_option("email")
     page.locator(".crm-add-identity button[type=submit]").click()
     expect(page.locator('#identities input[value="elodie@boulangerie-fournier.test"]')).to_have_count(1)
     page.screenshot(path=artifacts / "crm-client-admin.png", full_page=True)
     page.get_by_role("link", name="Erase personal data").click()
     expect(page.get_by_role("button", name="Erase for good")).to_be_visible()
     page.screenshot(path=artifacts / "crm-erase.png", full_page=True)
+
+
+def test_new_message_later_and_appointments_from_the_client_page(page: Page, live_server, agent, sms_channel,
+                                                                  clients, artifacts):
+    """On the client page: schedule a message for tomorrow 9:00 on the preferred channel, edit it,
+    cancel it; then reschedule an appointment and cancel it (the client told each time)."""
+    from datetime import timedelta
+
+    from inbox.actions.appointments import do_create_appointment
+    from inbox.models import Contact, utcnow
+
+    sms_id, contact_id = sms_channel.id, clients.id
+    do_create_appointment(db.session.get(Contact, clients.id), starts_at=utcnow() + timedelta(days=4),
+                          subject="Devis vitrine")
+    db.session.rollback()
+    log_in(page, live_server.url, agent)
+    page.goto(f"{live_server.url}/contacts/{contact_id}")
+
+    # New message later: SMS (her preferred channel) is preselected.
+    form = page.locator("#new-later")
+    expect(form.get_by_label("Channel")).to_have_value(str(sms_id))
+    form.get_by_label("Message").fill("Votre commande est prête.")
+    form.locator("button[data-when=tomorrow_9]").click()
+    scheduled = page.locator(f"#scheduled-{contact_id} article.msg-scheduled", has_text="Votre commande est prête.")
+    expect(scheduled).to_have_attribute("data-status", "scheduled")
+    expect(form.get_by_label("Message")).to_have_value("")  # a fresh form
+    page.screenshot(path=artifacts / "crm-new-message-later.png", full_page=True)
+
+    scheduled.get_by_role("button", name="Edit").click()
+    editing = page.locator("form.scheduled-edit")
+    editing.get_by_label("Message").fill("Votre commande est prête, passez quand vous voulez.")
+    editing.get_by_role("button", name="Save").click()
+    scheduled = page.locator("article.msg-scheduled", has_text="passez quand vous voulez")
+    expect(scheduled).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    scheduled.get_by_role("button", name="Cancel").click()
+    expect(page.locator("article.msg-scheduled")).to_have_count(0)
+
+    # The appointment: moved one day later, then cancelled.
+    appointments = page.locator("#appointments")
+    row = appointments.locator("li", has_text="Devis vitrine")
+    row.get_by_role("button", name="Edit").click()
+    moved = (utcnow() + timedelta(days=5)).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    editing = appointments.locator("li form.appt-form")
+    editing.get_by_label("Date and time").fill(moved.strftime("%Y-%m-%dT%H:%M"))
+    editing.get_by_role("button", name="Save").click()
+    expect(page.locator(".toast").last).to_contain_text("Appointment saved.")
+    row = appointments.locator("li", has_text="Devis vitrine")
+    expect(row).to_contain_text("To confirm")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Cancel").click()
+    expect(appointments.locator("li", has_text="Devis vitrine")).to_contain_text("Cancelled")
+    page.screenshot(path=artifacts / "crm-appointments.png", full_page=True)
+

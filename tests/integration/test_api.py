@@ -21,7 +21,7 @@ from inbox.openapi import spec
 
 from ..conftest import PASSWORD, PUBLIC_BASE_URL, login, run_jobs
 from .openapi_check import OpenApiChecker
-from .ticket_fixtures import T0, admin, contact, fresh, make_ticket  # noqa: F401
+from .ticket_fixtures import T0, admin, contact, customer_writes, fresh, make_ticket  # noqa: F401
 
 OTHER_CUSTOMER = "+33698765432"
 
@@ -42,6 +42,11 @@ class Api:
     def get(self, path: str, **params):
         response = self.client.get(path, query_string=params, headers=self._headers())
         self.checker.check("GET", path, response)
+        return response
+
+    def delete(self, path: str):
+        response = self.client.delete(path, headers=self._headers())
+        self.checker.check("DELETE", path, response)
         return response
 
     def post(self, path: str, body=None, *, headers=None, raw: bytes | None = None):
@@ -356,3 +361,121 @@ def test_cli_prints_a_token_once_for_a_member_or_a_customer(app, api, agent, con
     assert api(result.output.strip().splitlines()[-1]).get("/api/tickets/stats").status_code == 403
     unknown = app.test_cli_runner().invoke(args=["api-token", "create", "--email", "who@nowhere.test"])
     assert unknown.exit_code != 0 and "no member" in unknown.output
+
+
+# -- labels ----------------------------------------------------------------------------------------
+def test_labels_on_conversations_and_clients_through_the_api(app, api, client, agent, contact, other_contact,
+                                                             sms_channel, elsewhere):
+    from inbox.actions.labels import do_create_label
+    from inbox.models import Contact, Conversation
+
+    vip = do_create_label(agent.workspace_id, name="VIP", color="#c81d32")
+    late = do_create_label(agent.workspace_id, name="Retard", color="#9a6700")
+    theirs = do_create_label(elsewhere[0].id, name="Secret", color="#000000")
+    conversation = customer_writes(client, sms_channel, "Bonjour, ma commande ?")
+    other = customer_writes(client, sms_channel, "Et la mienne ?", sender=OTHER_CUSTOMER)
+    me = api(token_for(user=agent))
+
+    labels = me.get("/api/labels").get_json()["labels"]
+    assert labels == [{"label_id": late.id, "name": "Retard", "color": "#9a6700"},
+                      {"label_id": vip.id, "name": "VIP", "color": "#c81d32"}]  # by name, never another workspace's
+
+    response = me.post(f"/api/conversations/{conversation.id}/labels", {"label_id": vip.id})
+    assert response.status_code == 200 and [l["name"] for l in response.get_json()["labels"]] == ["VIP"]
+    assert me.post(f"/api/conversations/{conversation.id}/labels", {"label_id": vip.id}).status_code == 200  # twice: once
+    me.post(f"/api/conversations/{conversation.id}/labels", {"label_id": late.id})
+    assert [l.name for l in fresh(Conversation, conversation.id).labels] == ["Retard", "VIP"]
+
+    # Filter by label; the representation carries the labels.
+    listed = me.get("/api/conversations", label=str(vip.id)).get_json()["conversations"]
+    assert [c["conversation_id"] for c in listed] == [conversation.id]
+    assert {l["name"] for l in listed[0]["labels"]} == {"VIP", "Retard"}
+    assert {c["conversation_id"] for c in me.get("/api/conversations").get_json()["conversations"]} == \
+        {conversation.id, other.id}
+    detail = me.get(f"/api/conversations/{conversation.id}").get_json()
+    assert detail["contact"] == {"id": contact.id, "name": contact.name} and len(detail["labels"]) == 2
+
+    removed = me.delete(f"/api/conversations/{conversation.id}/labels/{late.id}")
+    assert removed.status_code == 200 and [l["name"] for l in removed.get_json()["labels"]] == ["VIP"]
+    assert me.delete(f"/api/conversations/{conversation.id}/labels/{late.id}").status_code == 200  # already off
+    assert [l.name for l in fresh(Conversation, conversation.id).labels] == ["VIP"]
+
+    # Clients too.
+    response = me.post(f"/api/contacts/{other_contact.id}/labels", {"label_id": late.id})
+    assert response.status_code == 200 and [l["label_id"] for l in response.get_json()["labels"]] == [late.id]
+    assert me.get(f"/api/contacts/{other_contact.id}").get_json()["labels"][0]["name"] == "Retard"
+    assert me.delete(f"/api/contacts/{other_contact.id}/labels/{late.id}").get_json()["labels"] == []
+    assert fresh(Contact, other_contact.id).labels == []
+
+    # Wrong input: a clear 4xx, nothing changes.
+    assert set(me.post(f"/api/conversations/{conversation.id}/labels", {}).get_json()["errors"]) == {"label_id"}
+    assert me.post(f"/api/conversations/{conversation.id}/labels", {"label_id": "VIP"}).status_code == 422
+    foreign = me.post(f"/api/contacts/{contact.id}/labels", {"label_id": theirs.id})
+    assert foreign.status_code == 422 and "label_id" in foreign.get_json()["errors"]
+    assert me.post(f"/api/contacts/{contact.id}/labels", raw=b"nope").status_code == 400
+    assert me.delete(f"/api/contacts/{contact.id}/labels/{theirs.id}").get_json()["error"] == "Étiquette introuvable."
+    assert me.get("/api/conversations", label=str(theirs.id), limit="0").get_json()["errors"].keys() == \
+        {"label", "limit"}
+    assert me.get("/api/conversations", cursor="garbage").status_code == 422
+    assert fresh(Contact, contact.id).labels == []
+
+
+def test_label_endpoints_are_scoped_to_the_tokens_workspace_and_to_members(app, api, client, agent, contact,
+                                                                           sms_channel, elsewhere):
+    from inbox.actions.labels import do_create_label
+    from inbox.models import Conversation
+
+    vip = do_create_label(agent.workspace_id, name="VIP", color="#c81d32")
+    conversation = customer_writes(client, sms_channel, "Bonjour")
+    outsider = api(token_for(user=elsewhere[1]))
+    assert outsider.get("/api/labels").get_json()["labels"] == []
+    assert outsider.get(f"/api/conversations/{conversation.id}").status_code == 404
+    assert outsider.post(f"/api/conversations/{conversation.id}/labels", {"label_id": vip.id}).status_code == 404
+    assert outsider.delete(f"/api/conversations/{conversation.id}/labels/{vip.id}").status_code == 404
+    assert outsider.get(f"/api/contacts/{contact.id}").get_json()["error"] == "Client introuvable."
+    assert outsider.get("/api/conversations").get_json()["conversations"] == []
+    assert outsider.get("/api/conversations", label=str(vip.id)).status_code == 422
+
+    customer = api(token_for(contact=contact))
+    assert customer.get("/api/labels").status_code == 403
+    assert customer.get(f"/api/contacts/{contact.id}").status_code == 403
+    assert customer.post(f"/api/conversations/{conversation.id}/labels", {"label_id": vip.id}).status_code == 403
+    assert fresh(Conversation, conversation.id).labels == []
+
+
+def test_conversation_list_pages_with_a_fixed_number_of_queries(app, api, client, agent, sms_channel):
+    from inbox.actions.labels import do_create_label
+    from inbox.models import Conversation, Label
+
+    labels = [do_create_label(agent.workspace_id, name=f"L{i}", color="") for i in range(3)]
+    for i in range(9):
+        customer_writes(client, sms_channel, f"message {i}", sender=f"+336000000{i:02d}")
+    fresh(Label, labels[0].id)
+    every = [db.session.get(Label, label.id) for label in labels]
+    for conversation in db.session.scalars(select(Conversation)):
+        conversation.labels = every
+    db.session.commit()
+    me = api(token_for(user=agent))
+
+    seen, cursor = [], None
+    while True:
+        page = me.get("/api/conversations", label=str(labels[0].id), limit=4,
+                      **({"cursor": cursor} if cursor else {})).get_json()
+        seen += [c["conversation_id"] for c in page["conversations"]]
+        assert all(len(c["labels"]) == 3 for c in page["conversations"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 9
+
+    def queries(limit: int) -> int:
+        statements = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            assert me.get("/api/conversations", label=str(labels[0].id), limit=limit).status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+
+    assert queries(2) == queries(9) <= 4  # the token, the label, the page (labels, contact, assignee joined)

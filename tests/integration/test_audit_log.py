@@ -16,7 +16,7 @@ from inbox.models import AuditEntry, TicketSettings, Workspace, utcnow
 from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 
 from ..conftest import login
-from .ticket_fixtures import admin, fresh  # noqa: F401
+from .ticket_fixtures import admin, contact, fresh  # noqa: F401
 
 NEW_TOKEN = "brand-new-auth-token-9876"
 
@@ -93,6 +93,87 @@ def test_ticket_settings_changes_are_recorded(client, admin, agent):
     assert sla.after == {"scope": "priority", "key": "high", "first_response_minutes": 120, "resolution_minutes": 480}
     [capacity] = entries("team.capacity")
     assert capacity.object_id == agent.id and capacity.before == {"capacity": 10} and capacity.after == {"capacity": 3}
+
+
+def test_budget_changes_are_recorded_with_the_amount_before_and_after(client, admin, contact):  # noqa: F811
+    login(client, admin)
+    assert client.post(f"/contacts/{contact.id}/budget", data={"period": "month", "amount": "1500"}).status_code == 200
+    client.post(f"/contacts/{contact.id}/budget", data={"period": "month", "amount": "1 800,50"})
+    client.post(f"/contacts/{contact.id}/budget", data={"period": "month", "amount": "1800.50"})  # same: not recorded
+    client.post(f"/contacts/{contact.id}/budget", data={"period": "month", "amount": "0"})
+    assert client.post(f"/contacts/{contact.id}/budget", data={"period": "week", "amount": "5"}).status_code == 422
+
+    created, raised = entries("budget.set")
+    assert created.actor_id == admin.id and created.object_type == "budget" and created.before is None
+    assert created.after == {"contact": "Élodie Fournier", "period": "month", "amount": "1500.00"}
+    assert raised.before == {"contact": "Élodie Fournier", "period": "month", "amount": "1500.00"}
+    assert raised.after == {"contact": "Élodie Fournier", "period": "month", "amount": "1800.50"}
+    [removed] = entries("budget.remove")
+    assert removed.before["amount"] == "1800.50" and removed.after is None
+    assert len(entries()) == 3  # the refused period changed nothing
+
+    page = client.get("/settings/audit", query_string={"action": "budget."}).get_data(as_text=True)
+    table = page.split('class="table audit-table"', 1)[1]
+    assert table.count("Client budget set") == 2 and table.count("Client budget removed") == 1
+    assert "1500.00" in page and "1800.50" in page and "Élodie Fournier" in page
+
+
+def test_hourly_cost_change_in_ticket_settings_is_recorded(client, admin, agent):
+    login(client, admin)
+    response = client.post("/tickets/settings/team", data={"user_id": agent.id, "capacity": "10",
+                                                           "hourly_cost": "47,50", "effective_from": "2026-03-01"})
+    assert response.status_code == 303
+    [cost] = entries("team.hourly_cost")
+    assert cost.actor_id == admin.id and cost.object_id == agent.id
+    assert cost.before == {"hourly_cost": "40.00", "effective_from": "2026-03-01"}
+    assert cost.after == {"hourly_cost": "47.50", "effective_from": "2026-03-01"}
+    assert entries("team.capacity") == []  # capacity unchanged: nothing recorded
+
+    bad = client.post("/tickets/settings/team", data={"user_id": agent.id, "capacity": "4", "hourly_cost": "cher",
+                                                      "effective_from": "2026-04-01"})
+    assert bad.status_code == 422 and "Enter an hourly cost" in bad.get_data(as_text=True)
+    assert fresh(type(agent), agent.id).capacity == 10  # nothing changed, nothing recorded
+    assert len(entries()) == 1
+    page = client.get("/settings/audit").get_data(as_text=True)
+    assert "Hourly cost changed" in page and "47.50" in page
+
+
+def test_sara_knowledge_base_template_and_sending_rule_changes_are_recorded(client, admin, sms_channel):
+    login(client, admin)
+    client.post("/settings/sara", data={"enabled": "1", "engine": "offline", "confidence_threshold": "0.7"})
+    client.post("/settings/sara", data={"enabled": "1", "engine": "offline", "confidence_threshold": "0,55"})
+    sara = entries("sara.settings")
+    assert len(sara) == 2 and sara[1].before == {"confidence_threshold": 0.7}
+    assert sara[1].after == {"confidence_threshold": 0.55}
+
+    client.post("/outbound/templates/new", data={"name": "Colis prêt", "kind": "sms", "body": "Votre colis est prêt."})
+    [created] = entries("template.create")
+    assert created.before is None and created.after["body"] == "Votre colis est prêt."
+    client.post(f"/outbound/templates/{created.object_id}", data={"name": "Colis prêt", "kind": "sms",
+                                                                  "body": "Votre colis vous attend."})
+    [updated] = entries("template.update")
+    assert updated.before == {"name": "Colis prêt", "body": "Votre colis est prêt."}
+    assert updated.after == {"name": "Colis prêt", "body": "Votre colis vous attend."}
+
+    client.post("/outbound/rules", data={"channel_id": sms_channel.id, "send_hours": "09:00-19:00",
+                                         "daily_limit": "500", "rate_per_minute": ""})
+    [rules] = entries("channel.sending_rules")
+    assert rules.object_id == sms_channel.id
+    assert rules.after["settings"]["send_hours"] == "09:00-19:00" and rules.after["settings"]["daily_limit"] == 500
+    client.post("/settings/knowledge/articles/new", data={"title": "Horaires", "body": "Du lundi au vendredi, 9 h-18 h.",
+                                                           "language": "fr"})
+    [article] = entries("sara.article_create")
+    assert article.after["title"] == "Horaires" and article.after["body"].startswith("Du lundi")
+    client.post(f"/settings/knowledge/articles/{article.object_id}",
+                data={"title": "Horaires", "body": "Du lundi au samedi, 9 h-18 h.", "language": "fr"})
+    [changed] = entries("sara.article_update")
+    assert changed.before == {"title": "Horaires", "body": "Du lundi au vendredi, 9 h-18 h."}
+    assert changed.after == {"title": "Horaires", "body": "Du lundi au samedi, 9 h-18 h."}
+
+    page = client.get("/settings/audit").get_data(as_text=True)
+    for label in ("Sara’s settings changed", "Template added", "Template changed", "Sending rules changed",
+                  "Knowledge-base article added", "Knowledge-base article changed"):
+        assert label in page.split('class="table audit-table"', 1)[1], label
 
 
 def test_workspace_settings(client, admin, workspace):

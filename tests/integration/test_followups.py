@@ -126,3 +126,41 @@ def test_satisfaction_survey_after_an_appointment(client, workspace, agent, sms_
     assert sweep(when + timedelta(days=3, hours=2))["sent"] == 0
     [message] = followups_sent()
     assert message.contact_id == contact.id and message.body.startswith("Comment s'est passé")
+
+
+def test_a_rule_labels_the_conversation_it_follows_up(client, admin, workspace, agent, sms_channel):  # noqa: F811
+    """An automation sets a label: the admin picks "then label the conversation"; the sweep puts
+    the label on with the message (same transaction), and the label is a view of the inbox."""
+    from inbox.actions.labels import do_create_label, do_delete_label
+    from inbox.models import FollowUpRule, Label
+
+    from ..conftest import login
+
+    relance = do_create_label(workspace.id, name="Relancé", color="#9a6700")
+    foreign = do_create_label(do_create_workspace_for_test().id, name="Ailleurs", color="#000000")
+    template = make_template(workspace, "Relance", body="Bonjour, avez-vous pu regarder ?")
+    login(client, admin)
+    form = {"name": "Relance devis", "trigger": "no_reply", "delay_days": "2", "template_id": template.id,
+            "max_per_conversation": "1", "enabled": "1"}
+    assert client.post("/outbound/followups", data={**form, "label_id": foreign.id}).status_code == 422
+    assert client.post("/outbound/followups", data={**form, "label_id": relance.id}).status_code == 302
+    fresh()
+    saved = db.session.scalar(select(FollowUpRule))
+    assert saved.label_id == relance.id
+    assert "Relancé" in client.get("/outbound/followups").get_data(as_text=True)
+
+    conversation, t0 = conversation_with_our_reply(client, sms_channel, agent)
+    assert sweep(t0 + timedelta(days=2, minutes=1))["sent"] == 1
+    fresh()
+    assert [l.name for l in db.session.get(Conversation, conversation.id).labels] == ["Relancé"]
+    assert f'id="row-{conversation.id}"' in client.get(f"/inbox?label={relance.id}").get_data(as_text=True)
+
+    do_delete_label(db.session.get(Label, relance.id))  # the rule stays, without its label
+    fresh()
+    assert db.session.get(FollowUpRule, saved.id).label_id is None
+
+
+def do_create_workspace_for_test():
+    from inbox.actions.workspace import do_create_workspace
+
+    return do_create_workspace("Ailleurs", slug="ailleurs-followups")

@@ -114,6 +114,54 @@ def test_inbox_filtered_by_label_with_a_bounded_number_of_queries(app, logged_in
     assert f"label={late.id}" in only_late  # links keep the filter
 
 
+
+def test_sidebar_counts_open_conversations_per_label_in_one_grouped_query(app, logged_in, client, workspace,
+                                                                         sms_channel):
+    """Each label in the sidebar shows its open conversations; the counts come back out of band
+    when the list refreshes (live), and neither more labels nor more conversations add queries."""
+    def inbox_page(headers=None):
+        statements = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            response = logged_in.get("/inbox", headers=headers or {})
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert response.status_code == 200
+        return len(statements), response.get_data(as_text=True)
+
+    def label_all(labels, conversations, every=1):
+        fresh()
+        labels = [db.session.get(Label, l.id) for l in labels]
+        for i, c in enumerate(sorted(conversations, key=lambda c: c.id)):
+            db.session.get(Conversation, c.id).labels = labels if i % every == 0 else []
+        db.session.commit()
+
+    first = conversations_by_sender(client, sms_channel, ["+33600000001", "+33600000002", "+33600000003"])
+    vip = do_create_label(again(workspace).id, name="VIP", color="#2563eb")
+    label_all([vip], first.values(), every=2)  # 2 of 3
+    small, html = inbox_page()
+    assert re.search(rf'id="count-label-{vip.id}">2<', html)
+
+    # Ten times the labels and the conversations: the same number of queries.
+    more = conversations_by_sender(client, sms_channel, [f"+336100000{i:02d}" for i in range(30)])
+    labels = [vip] + [do_create_label(again(workspace).id, name=f"L{i:02d}", color="") for i in range(9)]
+    label_all(labels, more.values(), every=3)  # 11 of 33 conversations carry every label
+    big, html = inbox_page()
+    assert re.search(rf'id="count-label-{vip.id}">11<', html)
+    assert re.search(rf'id="count-label-{labels[-1].id}">11<', html)
+    assert big == small, (small, big)
+
+    # A resolved conversation leaves the count; the list's live refresh carries the new figures.
+    fresh()
+    conversation = db.session.scalar(select(Conversation).join(Conversation.labels).where(Label.id == vip.id)
+                                     .order_by(Conversation.id).limit(1))
+    assert logged_in.post(f"/inbox/c/{conversation.id}/status", data={"status": "resolved"},
+                          headers=HX).status_code == 200
+    _n, fragment = inbox_page({"HX-Request": "true", "HX-Target": "conv-list"})
+    assert re.search(rf'<span class="count" id="count-label-{vip.id}" hx-swap-oob="true">10</span>', fragment)
+
+
 def test_segment_rules(workspace, sms_channel):
     now = utcnow()
     vip = do_create_label(again(workspace).id, name="VIP", color="#2563eb")

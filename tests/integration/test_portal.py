@@ -242,3 +242,107 @@ def test_the_portal_speaks_french_and_english(app, customer):
     assert switched.status_code == 302 and switched.headers["Location"].endswith("/portal/tickets")
     assert '<html lang="en">' in browser.get("/portal/tickets").get_data(as_text=True)
     assert browser.get("/portal/lang/en?next=https://evil.example/").headers["Location"].endswith("/portal/tickets")
+
+
+def test_agents_see_and_download_the_files_customers_upload(app, client, agent, customer, other_contact):
+    from inbox.actions.workspace import do_create_user, do_create_workspace
+    from inbox.models import Role
+
+    browser = signed_in(app, customer)
+    created = browser.post("/portal/tickets/new", content_type="multipart/form-data", data={
+        "subject": "Écran bleu", "description": "Capture jointe", "category": "technical", "priority": "medium",
+        "files": [(io.BytesIO(b"\x89PNG capture"), "ecran.png", "image/png")]})
+    ticket_id = int(re.search(r"/portal/tickets/(\d+)", created.headers["Location"]).group(1))
+    browser.post(f"/portal/tickets/{ticket_id}/reply", content_type="multipart/form-data",
+                 data={"body": "Le journal", "files": [(io.BytesIO(b"%PDF-1.4 log"), "journal.pdf", "application/pdf")]})
+    db.session.rollback()
+    png, pdf = TicketAttachment.of_ticket(ticket_id, public_only=False)
+
+    login(client, agent)
+    page = client.get(f"/tickets/{ticket_id}").get_data(as_text=True)
+    assert "ecran.png" in page and "journal.pdf" in page
+    assert f"/tickets/{ticket_id}/files/{png.id}" in page and f"/tickets/{ticket_id}/files/{pdf.id}" in page
+    image = client.get(f"/tickets/{ticket_id}/files/{png.id}")
+    assert image.status_code == 200 and image.data == b"\x89PNG capture" and image.mimetype == "image/png"
+    download = client.get(f"/tickets/{ticket_id}/files/{pdf.id}")
+    assert download.data == b"%PDF-1.4 log" and "attachment" in download.headers["Content-Disposition"]
+
+    # Another ticket's id in the URL, or an agent of another workspace: 404.
+    db.session.rollback()
+    mine = make_ticket(customer, subject="Autre")
+    assert client.get(f"/tickets/{mine.id}/files/{png.id}").status_code == 404
+    elsewhere = do_create_workspace("Ailleurs", slug="ailleurs-files")
+    outsider = do_create_user(elsewhere, email="out@ailleurs.test", name="Out", password="correct horse battery",
+                              role=Role.ADMIN)
+    stranger = new_client(app)
+    login(stranger, outsider)
+    assert stranger.get(f"/tickets/{ticket_id}/files/{png.id}").status_code == 404
+    # The portal's copy stays the customer's own: another customer gets 404.
+    assert signed_in(app, other_contact).get(f"/portal/tickets/{ticket_id}/files/{png.id}").status_code == 404
+    assert browser.get(f"/portal/tickets/{ticket_id}/files/{png.id}").status_code == 200
+
+
+def test_expired_sign_ins_are_deleted_by_a_periodic_job(app, customer, sms_channel):
+    from inbox.actions.portal import LoginIdentifier, do_request_login
+    from inbox.broker import get_queue
+    from inbox.models import PortalLoginMethod
+    from inbox.periodic import PERIODIC
+
+    assert ("inbox.jobs.portal.cleanup_expired_logins", 3600) in PERIODIC
+    now = utcnow()
+    old_link = do_request_login(LoginIdentifier(PortalLoginMethod.EMAIL, EMAIL), now=now - timedelta(hours=2))[0]
+    by_code = LoginIdentifier(PortalLoginMethod.SMS, CUSTOMER)
+    just_expired = do_request_login(by_code, now=now - timedelta(minutes=30))[0]
+    fresh_link = do_request_login(LoginIdentifier(PortalLoginMethod.EMAIL, EMAIL), now=now)[0]
+    old_id, kept_ids = old_link.id, {just_expired.id, fresh_link.id}
+    get_queue().empty()  # the sign-in sends are not what this test is about
+
+    get_queue().enqueue("inbox.jobs.portal.cleanup_expired_logins", now.isoformat())
+    run_jobs(app)
+    db.session.rollback()
+    remaining = set(db.session.scalars(select(PortalLogin.id)))
+    assert old_id not in remaining and remaining == kept_ids  # expired 1 h 45 ago: gone; 20 min ago: kept a while
+
+    get_queue().enqueue("inbox.jobs.portal.cleanup_expired_logins", (now + timedelta(hours=2)).isoformat())
+    run_jobs(app)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count(PortalLogin.id))) == 0
+
+
+def test_agents_attach_files_to_notes_and_replies_and_only_the_replys_reach_the_portal(
+        app, client, agent, customer, sms_channel):
+    ticket = make_ticket(customer, subject="Contrat")
+    login(client, agent)
+    hx = {"HX-Request": "true"}
+    note = client.post(f"/tickets/{ticket.id}/notes", headers=hx, content_type="multipart/form-data", data={
+        "body": "Contrat signé en interne", "internal": "1", "idempotency_key": "n1",
+        "files": [(io.BytesIO(b"%PDF interne"), "interne.pdf", "application/pdf")]})
+    assert note.status_code == 200 and "interne.pdf" in note.get_data(as_text=True)
+    reply = client.post(f"/tickets/{ticket.id}/notes", headers=hx, content_type="multipart/form-data", data={
+        "body": "Voici votre contrat", "channel_id": str(sms_channel.id), "idempotency_key": "r1",
+        "files": [(io.BytesIO(b"%PDF contrat"), "contrat.pdf", "application/pdf")]})
+    assert reply.status_code == 200 and "contrat.pdf" in reply.get_data(as_text=True)
+    refused = client.post(f"/tickets/{ticket.id}/notes", headers=hx, content_type="multipart/form-data", data={
+        "body": "Et ceci", "internal": "1", "idempotency_key": "x1",
+        "files": [(io.BytesIO(b"MZ"), "outil.exe", "application/octet-stream")]})
+    assert refused.status_code == 422 and "outil.exe" in refused.get_data(as_text=True)
+    db.session.rollback()
+    files = TicketAttachment.of_ticket(ticket.id, public_only=False)
+    assert [(f.filename, f.internal, f.uploaded_by_user_id) for f in files] == [
+        ("interne.pdf", True, agent.id), ("contrat.pdf", False, agent.id)]
+    assert db.session.scalar(select(func.count(TicketEvent.id)).where(TicketEvent.body == "Et ceci")) == 0
+
+    portal = signed_in(app, customer).get(f"/portal/tickets/{ticket.id}").get_data(as_text=True)
+    assert "contrat.pdf" in portal and "interne.pdf" not in portal
+    assert signed_in(app, customer).get(f"/portal/tickets/{ticket.id}/files/{files[0].id}").status_code == 404
+
+
+def test_the_rating_page_speaks_the_rated_customers_language(app, client, agent, customer):
+    customer.locale = "en"
+    db.session.commit()
+    ticket = make_ticket(customer)
+    do_change_status(ticket, "resolved", actor=agent, notify_customer=False)
+    page = client.get(f"/portal/rate/{rating_token(ticket)}").get_data(as_text=True)
+    assert '<html lang="en">' in page and "Rate our help" in page
+    done = client.post(f"/portal/rate/{rating_token(ticket)}", data={"score": "3"}).get_data(as_text=True)
+    assert "Thank you! Your rating has been recorded." in done

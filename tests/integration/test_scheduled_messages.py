@@ -3,6 +3,8 @@ the worker sends it at its time, within the channel's rules. Time is explicit (`
 
 from __future__ import annotations
 
+import html as html_lib
+import re
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -11,6 +13,7 @@ from inbox.actions.scheduled import check_send_at, do_schedule_message, quick_ch
 from inbox.actions.scheduled import release_due as _release_due
 from inbox.extensions import db
 from inbox.jobs.outbound import release_scheduled
+from inbox.kinds import ChannelKind
 from inbox.models import Conversation, ScheduledMessage, ScheduledStatus, utcnow
 
 from ..conftest import run_jobs
@@ -166,3 +169,83 @@ def test_whatsapp_free_text_after_the_window_needs_a_template(logged_in, client,
     assert release_due(utcnow() + timedelta(days=3, minutes=1)) == 1
     message = outbound_messages()[-1]
     assert message.meta["send"]["content_sid"] == "HX" + "0" * 31 + "1"
+
+
+def test_new_message_later_from_the_client_page(app, logged_in, client, workspace, agent, sms_channel, whatsapp,
+                                                 fake_twilio):
+    """From the client page: pick the channel (the preferred one preselected), write, pick "tomorrow
+    9:00"; the message waits on the client page and in the thread, and leaves once at its time."""
+    from inbox.actions.workspace import do_create_workspace
+
+    from .outbound_fixtures import make_contact
+
+    contact = make_contact(workspace, "Léa Martin", sms="+33612345678", whatsapp="+33612345678",
+                           preferred=ChannelKind.SMS)
+    page = logged_in.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    assert "Nouveau message plus tard" in page
+    form = page[page.index('id="later-channel"'):page.index("</select>", page.index('id="later-channel"'))]
+    assert re.search(rf'<option value="{sms_channel.id}" selected>', form)  # preferred first, preselected
+    assert f'<option value="{whatsapp.id}"' in form
+    assert 'data-when="tomorrow_9"' in page[page.index('id="new-later"'):]
+
+    # Refused, and nothing stored: no text, a channel that does not reach the client.
+    url = f"/contacts/{contact.id}/schedule"
+    response = logged_in.post(url, data={"body": " ", "when": "tomorrow_9", "channel_id": sms_channel.id},
+                              headers=HX)
+    assert response.status_code == 422
+    assert "Écrivez un message avant d'envoyer." in html_lib.unescape(response.get_data(as_text=True))
+    assert response.headers["HX-Retarget"] == "#new-later"
+    other = do_create_workspace("Ailleurs", slug="ailleurs-later")
+    from inbox.actions.workspace import do_create_channel
+    from inbox.kinds import Provider
+    from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
+    foreign = do_create_channel(other, kind=ChannelKind.SMS, provider=Provider.TWILIO, name="SMS B",
+                                address="+33757000999",
+                                credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+    response = logged_in.post(url, data={"body": "Coucou", "when": "tomorrow_9", "channel_id": foreign.id},
+                              headers=HX)
+    assert response.status_code == 422
+    assert "Ce contact n'est pas joignable sur ce canal." in html_lib.unescape(response.get_data(as_text=True))
+    assert scheduled() == []
+
+    response = logged_in.post(url, headers=HX, data={"body": "Votre devis est prêt", "when": "tomorrow_9",
+                                                      "channel_id": sms_channel.id})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Votre devis est prêt" in html and 'data-status="scheduled"' in html
+    assert 'id="new-later"' in html and 'hx-swap-oob="true"' in html  # a fresh form
+    [item] = scheduled()
+    assert item.conversation_id is None and item.channel_id == sms_channel.id and item.contact_id == contact.id
+    choices = {c.key: c.at for c in quick_choices("Europe/Paris", utcnow())}
+    assert item.send_at == choices["tomorrow_9"]
+    due, item_id = item.send_at, item.id
+
+    # Shown as scheduled on the client page and in the client's conversation thread.
+    page = logged_in.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    assert f'id="scheduled-item-{item.id}"' in page and "Programmé" in page
+    conversation = open_conversation(client, sms_channel, sender="+33612345678", body="Une question")
+    assert conversation.contact_id == contact.id
+    assert f'id="scheduled-item-{item.id}"' in logged_in.get(f"/inbox/c/{conversation.id}").get_data(as_text=True)
+
+    # Edited from the client page, then sent once at its time into the client's conversation.
+    edit = logged_in.get(f"/scheduled/{item.id}/edit", headers=HX).get_data(as_text=True)
+    assert "Votre devis est prêt" in edit
+    logged_in.post(f"/scheduled/{item.id}", headers=HX, data={
+        "body": "Votre devis est prêt (v2)", "send_at": edit.split('name="send_at" value="')[1].split('"')[0]})
+    assert release_due(due) == 1 and release_due(due + timedelta(hours=1)) == 0
+    [message] = outbound_messages()
+    assert message.conversation_id == conversation.id and message.body == "Votre devis est prêt (v2)"
+    run_jobs(app)
+    assert [m["Body"] for m in fake_twilio.sent] == ["Votre devis est prêt (v2)"]
+    page = logged_in.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    assert f'id="scheduled-item-{item_id}"' not in page  # gone from the list once it left
+
+
+def test_new_message_later_for_someone_elses_client_is_404(logged_in, sms_channel):
+    from inbox.actions.workspace import do_create_contact, do_create_workspace
+
+    other = do_create_workspace("Ailleurs", slug="ailleurs-404")
+    foreign = do_create_contact(other, name="Client B", identities={ChannelKind.SMS: "+33699999999"})
+    response = logged_in.post(f"/contacts/{foreign.id}/schedule", headers=HX,
+                              data={"body": "x", "when": "tomorrow_9"})
+    assert response.status_code == 404 and scheduled() == []

@@ -22,6 +22,7 @@ from .ticket_fixtures import fresh, make_ticket
 CHAT = 527401983  # the customer's private chat with the bot (= their Telegram user id)
 STRANGER = 611122233
 GROUP = fake.DEMO_NOTIFICATION_CHAT_ID
+TEAM_ALERT_MARKS = ("🆕", "🚨", "⏰", "🔥")
 
 
 @pytest.fixture
@@ -46,12 +47,15 @@ def say(app, client, bot, fake_telegram, text: str, *, chat: int = CHAT, group: 
     assert response.status_code == 200
     run_jobs(app)
     db.session.rollback()
-    return fake_telegram.sent[before:]
+    # The team's group also hears of new tickets (inbox/actions/team_alerts.py): not an answer.
+    return [m for m in fake_telegram.sent[before:] if not m.get("text", "").startswith(TEAM_ALERT_MARKS)]
 
 
 def test_a_customer_opens_follows_answers_and_closes_a_ticket_by_commands(app, client, bot, customer, fake_telegram):
     [answer] = say(app, client, bot, fake_telegram, "/ticket_create Facture en double\nDébitée deux fois en mars")
     assert answer["chat"]["id"] == CHAT and "TKT-000001" in answer["text"]
+    [alert] = [m for m in fake_telegram.sent if m["chat"]["id"] == GROUP]
+    assert alert["text"].startswith("🆕 Nouveau ticket TKT-000001 : Facture en double")
     ticket = db.session.scalar(select(Ticket))
     assert (ticket.subject, ticket.description, ticket.source, ticket.contact_id) == (
         "Facture en double", "Débitée deux fois en mars", "telegram", customer.id)

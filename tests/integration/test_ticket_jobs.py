@@ -17,7 +17,7 @@ from inbox.models import (
 )
 from inbox.periodic import PERIODIC, enqueue_due
 
-from ..conftest import PASSWORD, run_jobs
+from ..conftest import PASSWORD, login, run_jobs
 from .ticket_fixtures import T0, admin, contact, customer_writes, fresh, make_ticket  # noqa: F401
 
 
@@ -156,3 +156,44 @@ def test_periodic_jobs_are_enqueued_once_per_slot_whatever_the_number_of_workers
     assert {j.split("-")[1] for j in later} == every_five_minutes
     run_jobs(app)  # and they run cleanly, here on an empty database
     assert {get_queue().fetch_job(j).get_status() for j in first + later} == {"finished"}
+
+
+def test_the_sla_clock_stops_while_the_ticket_waits_on_the_customer(app, client, sms_channel, agent, admin, contact):
+    from datetime import UTC, datetime
+
+    ticket = make_ticket(contact, category="billing", priority="medium", assignee=agent)  # Monday 10:00 Paris
+    assert ticket.first_response_due_at == datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # Monday 16:00 Paris
+    assert ticket.resolution_due_at == datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # Wednesday 16:00 Paris
+    do_change_status(ticket, TicketStatus.WAITING_ON_CUSTOMER, actor=agent, notify_customer=False,
+                     now=T0 + timedelta(hours=4))  # Monday 14:00 Paris
+    assert fresh(Ticket, ticket.id).sla_paused_at == T0 + timedelta(hours=4)
+
+    run(app, "sla_sweep", T0 + timedelta(hours=8))  # past the first-response deadline, but paused
+    ticket = fresh(Ticket, ticket.id)
+    assert ticket.first_response_breached_at is None and ticket.priority == "medium"
+    assert not ticket.sla_breached(T0 + timedelta(hours=8))
+    login(client, agent)
+    listed = client.get("/tickets").get_data(as_text=True)
+    assert "SLA suspendu" in listed  # the list shows the clock stopped, not a countdown
+    assert db.session.scalar(select(func.count(Notification.id)).where(
+        Notification.kind.in_(["sla_warning", "sla_breached"]))) == 0
+
+    # The customer answers on Tuesday at 11:00 Paris: 6 business hours of waiting (4 h + 2 h).
+    customer_writes_at = T0 + timedelta(hours=25)
+    agent = fresh(User, agent.id)
+    do_change_status(ticket, TicketStatus.IN_PROGRESS, actor=agent, notify_customer=False, now=customer_writes_at)
+    ticket = fresh(Ticket, ticket.id)
+    assert ticket.sla_paused_at is None and ticket.sla_paused_seconds == 6 * 3600
+    assert ticket.first_response_due_at == datetime(2026, 3, 3, 12, 0, tzinfo=UTC)  # Tuesday 13:00 Paris
+    assert ticket.resolution_due_at == datetime(2026, 3, 5, 12, 0, tzinfo=UTC)  # Thursday 13:00 Paris
+    status_line = db.session.scalars(select(TicketEvent).where(TicketEvent.kind == "status")
+                                     .order_by(TicketEvent.id.desc())).first()
+    assert status_line.data["sla_paused_minutes"] == 360
+
+    # A later priority change recomputes from the creation and keeps the paused time out.
+    from inbox.actions.tickets import do_set_ticket_priority
+    do_set_ticket_priority(ticket, "low", actor=agent, now=customer_writes_at)
+    assert fresh(Ticket, ticket.id).resolution_due_at == datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
+
+    run(app, "sla_sweep", datetime(2026, 3, 3, 12, 1, tzinfo=UTC))  # the moved deadline is what counts
+    assert fresh(Ticket, ticket.id).first_response_breached_at is not None

@@ -105,7 +105,12 @@ def test_status_flow_refuses_illegal_moves_with_a_message(app, logged_in, contac
     assert refused.status_code == 409
     assert "Un ticket fermé" in json.loads(refused.headers["HX-Trigger"])["toast"]["message"]
     assert refused.headers["HX-Reswap"] == "none"
-    assert logged_in.post(url, headers=HX, data={"status": "exploded"}).status_code == 422
+    unknown = logged_in.post(url, headers=HX, data={"status": "exploded"})
+    # htmx is configured to swap 422 bodies (forms answer with themselves): this empty one must not
+    assert unknown.status_code == 422 and unknown.headers["HX-Reswap"] == "none" and unknown.data == b""
+    assert "Statut inconnu." in json.loads(unknown.headers["HX-Trigger"])["toast"]["message"]
+    page = logged_in.post(url, data={"status": "open"})  # a browser without htmx gets the error page
+    assert page.status_code == 409 and "Un ticket fermé" in page.get_data(as_text=True)
     assert fresh(Ticket, ticket.id).status == "closed" and fresh(Ticket, ticket.id).closed_at is not None
 
 
@@ -249,6 +254,7 @@ def test_rating_link_records_one_rating(app, client, agent, contact):
     ticket = make_ticket(contact, assignee=agent)
     do_change_status(ticket, TicketStatus.RESOLVED, actor=agent, notify_customer=False)
     path = rating_url(ticket).removeprefix(app.config["PUBLIC_BASE_URL"])
+    assert path.startswith("/portal/rate/")  # one rating page: the portal's
     assert client.get(path).status_code == 200
     assert client.get(path[:-3] + "xyz").status_code == 404  # altered token
     assert client.post(path, data={"score": "9"}).status_code == 422
@@ -268,3 +274,29 @@ def test_other_agent_sees_the_ticket_in_the_inbox_contact_card(app, client, work
     login(client, colleague)
     thread = client.get(f"/inbox/c/{conversation.id}").get_data(as_text=True)
     assert ticket.reference in thread and f"/tickets/{ticket.id}" in thread
+
+
+def test_rating_links_sent_before_the_portal_page_still_work(app, client, agent, contact):
+    from inbox.actions.ratings import rating_token
+
+    ticket = make_ticket(contact, assignee=agent)
+    do_change_status(ticket, TicketStatus.RESOLVED, actor=agent, notify_customer=False)
+    old = f"/rate/{rating_token(ticket)}"
+    moved = client.get(old + "?score=5")
+    assert moved.status_code == 308 and moved.headers["Location"].endswith(f"/portal{old}?score=5")
+    done = client.post(old, data={"score": "5", "comment": "Merci"}, follow_redirects=True)
+    assert done.status_code == 200 and "Votre note a bien été enregistrée" in done.get_data(as_text=True)
+    assert fresh(Ticket, ticket.id).rating.score == 5
+
+
+def test_a_new_unassigned_ticket_is_announced_to_the_admins(app, agent, admin, contact):
+    from inbox.mailer import get_mailer
+
+    nobodys = make_ticket(contact, subject="Question sans propriétaire")
+    make_ticket(contact, subject="Déjà pris", assignee=agent)  # its assignee is told instead
+    make_ticket(contact, subject="Créé par l'admin", actor=admin)  # nobody tells themselves
+    run_jobs(app)
+    news = db.session.scalars(select(Notification).where(Notification.kind == "new_ticket")).all()
+    assert [(n.user_id, n.ticket_id) for n in news] == [(admin.id, nobodys.id)]
+    [mail] = [m for m in get_mailer().sent if m.to == admin.email]
+    assert f"Nouveau ticket non assigné {nobodys.reference} de Élodie Fournier" in mail.subject

@@ -78,7 +78,7 @@ def test_budget_alerts_at_80_and_100_percent_once_per_period(app, client, agent,
     alerts = db.session.scalars(select(Notification).where(Notification.kind == "budget_alert")
                                 .order_by(Notification.id)).all()
     assert [(n.user_id, n.data["threshold"]) for n in alerts] == [(admin.id, 80), (admin.id, 100)]
-    mails = [m for m in get_mailer().sent if m.to == "admin@example.test"]
+    mails = [m for m in get_mailer().sent if m.to == "admin@example.test" and "budget" in m.subject]
     assert len(mails) == 2 and "Élodie Fournier" in mails[0].subject and "80" in mails[0].subject
     [use] = budgets_of_contact(fresh(type(contact), contact.id))
     assert use.spent == Decimal("120.00") and use.level == "over"

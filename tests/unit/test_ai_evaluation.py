@@ -86,3 +86,27 @@ def test_decide_command_uses_the_demo_playbook():
     result = CliRunner().invoke(decide_command, ["OUI", "--awaiting", "appointment_confirmation"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["collected"] == "confirm"
+
+
+def test_eval_with_the_openai_engine_reports_tokens_and_cost_per_1000_messages(tmp_path):
+    """The real `openai` client against the fake server: its `usage` field becomes the cost line."""
+    from inbox.ai.fake_openai import FakeOpenAI
+
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_text("text,category\nhoraires,hours\nvos horaires,hours\nprix,price\nvos tarifs,price\n")
+    test.write_text("text,category\nquels horaires,hours\nquel prix,price\nune blague,oos\n")
+    with FakeOpenAI() as fake:
+        args = ["--train", str(train), "--test", str(test), "--engine", "openai", "--model", "gpt-fake",
+                "--base-url", fake.base_url, "--api-key", "sk-test"]
+        result = CliRunner().invoke(eval_command, [*args, "--json", "--price", "0.15", "0.60"])
+        text = CliRunner().invoke(eval_command, args, env={"OPENAI_PRICE_PER_MILLION": "0.15 0.60"})
+        calls = len(fake.requests)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["engine"] == "openai" and report["llm_calls"] == 3 and calls == 6
+    assert report["prompt_tokens_per_1000"] > 0 and report["completion_tokens_per_1000"] > 0
+    assert report["tokens_per_1000"] == report["prompt_tokens_per_1000"] + report["completion_tokens_per_1000"]
+    expected = (Decimal(report["prompt_tokens_per_1000"]) * Decimal("0.15")
+                + Decimal(report["completion_tokens_per_1000"]) * Decimal("0.60")) / 1_000_000
+    assert abs(Decimal(report["cost_per_1000_messages"]) - expected) < Decimal("0.0002")
+    assert text.exit_code == 0 and "cost_per_1000_messages" in text.output  # the plain-text report, price from env

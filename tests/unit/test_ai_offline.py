@@ -39,7 +39,7 @@ def test_opening_hours_are_answered_from_the_article(engine):
     ("Mon colis n'est toujours pas arrivé", "livraison"),
     ("Je voudrais prendre un rendez-vous mardi", "rendez-vous"),
     ("Vous acceptez la carte bancaire ?", "paiement"),
-    ("What are your opening hours?", "horaires"),
+    ("What are your opening hours?", "opening-hours-en"),  # answered in English
 ])
 def test_common_questions_get_the_right_article(engine, text, article):
     decision = sara(text, engine)
@@ -100,11 +100,13 @@ def test_a_message_is_decided_in_a_few_milliseconds(engine):
     texts = [example for intent in INTENTS for example in intent.examples[:3]]
     timings = []
     for text in texts:
-        started = time.perf_counter()
+        # CPU time of this thread: what a decision costs, whatever else the shared machine runs
+        # (wall-clock waits for a free core; `flask ai eval` reports both).
+        started = time.thread_time()
         sara(text + " svp", engine)
-        timings.append(time.perf_counter() - started)
+        timings.append(time.thread_time() - started)
     timings.sort()
-    assert timings[int(len(timings) * 0.95)] < 0.05  # 20 ms target; slack for a loaded CI machine
+    assert timings[int(len(timings) * 0.95)] < 0.02  # the 20 ms budget
 
 
 def test_probabilities_are_calibrated_and_rank_intents():
@@ -153,3 +155,13 @@ def test_e5_embedder_when_installed():
     vectors = E5Embedder().encode(["Quels sont vos horaires ?", "What are your opening hours?"])
     assert vectors.shape == (2, 384)
     assert float(vectors[0] @ vectors[1]) > 0.8  # multilingual: same question, two languages
+
+
+def test_the_answer_is_in_the_customers_language_when_the_knowledge_base_has_it(engine):
+    from inbox.ai.demo_intents import PLAYBOOK
+
+    english = decide("What are your opening hours?", DecisionContext(playbook=PLAYBOOK), engine=engine)
+    french = decide("Quels sont vos horaires ?", DecisionContext(playbook=PLAYBOOK), engine=engine)
+    assert english.kind is DecisionKind.AUTO_REPLY and english.language == "en"
+    assert english.article_id == "opening-hours-en" and "Monday to Friday" in english.reply
+    assert french.article_id == "horaires" and "lundi au vendredi" in french.reply

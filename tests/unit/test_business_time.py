@@ -104,3 +104,27 @@ def test_deadlines_of_a_ticket_in_business_time():
     first, resolution = deadlines(CAL, created, targets_for(DEFAULT_TARGETS, "billing", "medium"))
     assert first == paris(2026, 3, 9, 13, 0)  # 2 h Friday + 4 h Monday
     assert resolution == paris(2026, 3, 11, 13, 0)  # 2 + 9 + 9 + 4
+
+
+def test_waiting_on_the_customer_moves_the_deadlines_by_the_paused_business_time():
+    from inbox.models.sla import paused_time, resumed_deadline
+
+    created = paris(2026, 3, 2, 10, 0)  # Monday 10:00, billing / medium → 6 h and 24 h
+    targets = targets_for(DEFAULT_TARGETS, "billing", "medium")
+    first, resolution = deadlines(CAL, created, targets)
+    assert (first, resolution) == (paris(2026, 3, 2, 16, 0), paris(2026, 3, 4, 16, 0))
+    # Waiting from Monday 14:00 to Tuesday 11:00: 4 h on Monday + 2 h on Tuesday; the night is free.
+    paused = paused_time(CAL, paris(2026, 3, 2, 14, 0), paris(2026, 3, 3, 11, 0))
+    assert paused == timedelta(hours=6)
+    assert resumed_deadline(CAL, first, paused) == paris(2026, 3, 3, 13, 0)  # 2 h Monday + 4 h Tuesday
+    assert resumed_deadline(CAL, resolution, paused) == paris(2026, 3, 5, 13, 0)  # 2 h Wednesday + 4 h Thursday
+    # Recomputing from the creation with the pauses so far gives the same deadlines.
+    assert deadlines(CAL, created, targets, paused=paused) == (paris(2026, 3, 3, 13, 0), paris(2026, 3, 5, 13, 0))
+
+
+def test_a_pause_outside_opening_hours_moves_nothing():
+    from inbox.models.sla import paused_time, resumed_deadline
+
+    paused = paused_time(CAL, paris(2026, 3, 6, 18, 30), paris(2026, 3, 9, 8, 45))  # Friday night → Monday early
+    assert paused == timedelta(0)
+    assert resumed_deadline(CAL, paris(2026, 3, 9, 12, 0), paused) == paris(2026, 3, 9, 12, 0)

@@ -406,12 +406,13 @@ def test_an_expired_token_is_permanent(fake):
     assert caught.value.code == "190" and "token" in caught.value.message
 
 
-def test_a_too_long_text_is_refused(fake):
-    with pytest.raises(PermanentDeliveryError, match="4096"):
-        send(fake, body="x" * 4097)
+def test_a_too_long_text_goes_out_in_several_messages(fake):
+    receipt = send(fake, body="mot " * 2000)  # 8000 characters
+    assert [len(m["text"]["body"]) <= 4096 for m in fake.sent] == [True, True]
+    assert receipt.message_ids == tuple(m["id"] for m in fake.sent)
 
 
-def test_a_failure_after_the_first_part_is_permanent_and_says_what_went_out(fake, monkeypatch):
+def test_a_failure_after_the_first_part_keeps_what_went_out_for_the_retry(fake, monkeypatch):
     original = fake._accept
 
     def accept_then_break(payload):
@@ -420,9 +421,9 @@ def test_a_failure_after_the_first_part_is_permanent_and_says_what_went_out(fake
         return accepted
 
     monkeypatch.setattr(fake, "_accept", accept_then_break)
-    with pytest.raises(PermanentDeliveryError) as caught:
+    with pytest.raises(TransientDeliveryError) as caught:  # a 503: the rest is retried, the first part is not
         send(fake, body="Écoutez ceci", media_urls=("https://files.example.test/message.mp3",))
-    assert caught.value.code == "partial" and "1 of 2" in caught.value.message
+    assert "1 of 2" in str(caught.value) and caught.value.sent_ids == (fake.sent[0]["id"],)
     assert len(fake.sent) == 1
 
 

@@ -80,20 +80,23 @@
     var t = e.target;
     if (e.ctrlKey || e.metaKey || e.altKey || (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)))) return;
     var rows = Array.prototype.slice.call(document.querySelectorAll(".row"));
-    var focused = document.querySelector(".row.kbd-focus") || document.querySelector(".row[aria-current]");
+    var active = document.activeElement && document.activeElement.closest && document.activeElement.closest(".row");
+    var focused = active || document.querySelector(".row.kbd-focus") || document.querySelector(".row[aria-current]");
     var index = rows.indexOf(focused);
     function focusRow(i) {
       if (!rows.length) return;
       i = Math.max(0, Math.min(rows.length - 1, i));
       rows.forEach(function (r) { r.classList.remove("kbd-focus"); });
       rows[i].classList.add("kbd-focus");
+      rows[i].focus({ preventScroll: true });  // screen readers and the focus ring follow
       rows[i].scrollIntoView({ block: "nearest" });
     }
     var composer = document.getElementById("composer");
     switch (e.key) {
       case "j": focusRow(index + 1); break;
       case "k": focusRow(index - 1); break;
-      case "Enter": if (focused) { focused.click(); } else return; break;
+      // Enter opens the row, unless it is meant for the button or link that has the focus.
+      case "Enter": if (focused && (active || !t || !t.closest || !t.closest("a, button, summary"))) { focused.click(); } else return; break;
       case "/": document.getElementById("search") && document.getElementById("search").focus(); break;
       case "r": if (composer) { composer.querySelector("input[name=internal]").checked = false; composer.querySelector("textarea").focus(); } break;
       case "n": if (composer) { composer.querySelector("input[name=internal]").checked = true; composer.querySelector("textarea").focus(); } break;

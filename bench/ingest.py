@@ -1,0 +1,270 @@
+"""Ingestion: sustained signed Twilio SMS webhooks per second through gunicorn (2 workers, gthread
+32 threads: the `make run` settings), p50 / p99 latency, and the ratio to a bare Flask "hello"
+served by the same gunicorn in the same run.
+
+    .venv/bin/python bench/ingest.py --duration 15 --connections 32
+    DATABASE_URL=postgresql://… .venv/bin/python bench/ingest.py
+
+Load generator: `wrk` (C, keep-alive; `apt-get install wrk`) with a Lua script cycling through
+pre-signed webhooks, each a distinct message (new MessageSid) from one of the workspace's
+contacts; without wrk, a Python thread pool (http.client, keep-alive), which tops out far lower.
+Each webhook goes the production way: signature checked, contact and conversation found, message
+stored, committed, then the live event and the routing job handed to Redis (the jobs are not run
+here: see bench/worker.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from common import (  # noqa: I001
+    ROOT, SECRET_KEY, WORKSPACE_SLUG, database_url, emit, engine_name, exit_on_sigterm,
+    make_app, summary, valkey,
+)
+
+OUT = ROOT / "bench" / "out"
+HELLO_PATH = "/__bench/hello"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=32, help="gthread threads per worker (make run: 32)")
+    parser.add_argument("--requests", type=int, default=40_000, help="distinct signed webhooks prepared")
+    parser.add_argument("--python-client", action="store_true", help="use the Python load generator")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    exit_on_sigterm()
+    url, redis_url, port = database_url(), valkey(), _free_port()
+    base = f"http://127.0.0.1:{port}"
+    tool = "wrk" if shutil.which("wrk") and not args.python_client else "python"
+    app = make_app(url, REDIS_URL=redis_url, PUBLIC_BASE_URL=base)
+    with app.app_context():
+        channel_path, requests_ = _signed_webhooks(app, base, args.requests)
+    cost = _in_process_cost(app, channel_path, requests_[-200:])
+    print(f"in-process cost per webhook (test client, no HTTP): {cost['cpu_ms']:.1f} ms CPU, "
+          f"{cost['statements']:.0f} SQL statements, {cost['redis_calls']:.0f} Redis commands")
+    requests_ = requests_[:-200]
+    with app.app_context():
+        before = _message_count()
+    print(f"ingest: {engine_name(url)}, gunicorn {args.workers} workers × {args.threads} threads, "
+          f"{args.connections} connections, {args.duration}s each, load generator: {tool}")
+    server = _gunicorn(url, redis_url, base, port, args.workers, args.threads)
+    try:
+        run = _wrk if tool == "wrk" else _python_load
+        hello = run(base + HELLO_PATH, None, args)
+        print(f"hello     {hello['rps']:>9,.0f} req/s  p50 {hello['p50_ms']:.2f} ms  p99 {hello['p99_ms']:.2f} ms"
+              f"  errors {hello['errors']}")
+        webhook = run(base + channel_path, requests_, args)
+        print(f"webhooks  {webhook['rps']:>9,.0f} req/s  p50 {webhook['p50_ms']:.2f} ms  p99 {webhook['p99_ms']:.2f} ms"
+              f"  errors {webhook['errors']}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+    with app.app_context():
+        stored = _message_count() - before
+    ratio = webhook["rps"] / hello["rps"] if hello["rps"] else 0
+    print(f"stored {stored:,} new messages for {webhook['requests']:,} webhook requests "
+          f"({'all distinct' if stored >= webhook['requests'] else 'some repeated a prepared webhook: stored once'})")
+    print(f"ratio webhooks/hello = {ratio:.1%}  (target: ≥ 1,000/s and ≥ 13% of hello)")
+    emit("ingest", {"engine": engine_name(url), "tool": tool, "workers": args.workers, "threads": args.threads,
+                    "connections": args.connections, "in_process": cost, "hello": hello, "webhooks": webhook,
+                    "stored": stored,
+                    "ratio": round(ratio, 4)}, json_path=args.json)
+    return 0
+
+
+def _in_process_cost(app, path: str, requests_: list[tuple[str, str]]) -> dict:
+    """CPU time, SQL statements and Redis commands per webhook, measured in this process: figures that
+    other processes on the machine do not distort (wall-clock rates under load do)."""
+    from redis.connection import Connection
+    from sqlalchemy import event
+
+    from inbox.extensions import db
+
+    client, counts = app.test_client(), {"sql": 0, "redis": 0}
+    with app.app_context():
+        engine = db.engine
+    listener = lambda *a: counts.__setitem__("sql", counts["sql"] + 1)  # noqa: E731
+    original = Connection.send_command
+
+    def counting(self, *a, **kw):
+        counts["redis"] += 1
+        return original(self, *a, **kw)
+
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    for body, sig in requests_[:20]:  # warm-up
+        client.post(path, data=body, headers={**headers, "X-Twilio-Signature": sig})
+    event.listen(engine, "before_cursor_execute", listener)
+    Connection.send_command = counting
+    started = time.process_time()
+    try:
+        for body, sig in requests_[20:]:
+            response = client.post(path, data=body, headers={**headers, "X-Twilio-Signature": sig})
+            assert response.status_code == 200, response.status_code
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+        Connection.send_command = original
+    n = len(requests_) - 20
+    return {"cpu_ms": (time.process_time() - started) * 1000 / n, "statements": counts["sql"] / n,
+            "redis_calls": counts["redis"] / n}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _message_count() -> int:
+    from inbox.extensions import db
+    from inbox.models import Message
+
+    db.session.rollback()
+    return db.session.scalar(select(func.count()).select_from(Message))
+
+
+def _signed_webhooks(app, base: str, n: int) -> tuple[str, list[tuple[str, str]]]:
+    """(path, [(form body, signature)]): distinct messages from existing contacts' phones."""
+    from inbox.extensions import db
+    from inbox.models import Channel, Contact, Workspace
+    from inbox.orchestrator.delivery import webhook_url
+    from inbox.sandbox import twilio as fake
+
+    ws = db.session.scalar(select(Workspace).where(Workspace.slug == WORKSPACE_SLUG))
+    if ws is None:
+        raise SystemExit("no bench workspace: run bench/generate.py first (same DATABASE_URL)")
+    channel = db.session.scalar(select(Channel).where(Channel.workspace_id == ws.id, Channel.kind == "sms"))
+    phones = list(db.session.scalars(select(Contact.phone).where(Contact.workspace_id == ws.id)
+                                     .order_by(Contact.id.desc()).limit(5000)))
+    url = webhook_url(channel)
+    token = channel.credentials["auth_token"]
+    out = []
+    for i in range(n):
+        params = fake.inbound_sms_payload(account_sid=channel.credentials["account_sid"],
+                                          sender=phones[i % len(phones)], to=channel.address,
+                                          body=f"Bonjour, message de charge {i}")
+        out.append((urllib.parse.urlencode(params), fake.sign(token, url, params)))
+    return url.removeprefix(base), out
+
+
+def _gunicorn(url: str, redis_url: str, base: str, port: int, workers: int, threads: int):
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET_KEY,
+           "PUBLIC_BASE_URL": base, "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+         "--workers", str(workers), "--threads", str(threads), "--timeout", "0", "--graceful-timeout", "2",
+         "--log-level", "warning", "--pythonpath", str(ROOT / "bench"), "ingest_app:application"],
+        cwd=ROOT, env=env)
+    import urllib.request
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + HELLO_PATH, timeout=2).read()
+            return process
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+_LUA_DONE = r'''
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('JSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"mean_us":%f,'
+    .. '"non2xx":%d,"socket_errors":%d}\n', summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99), latency.mean, e.status, e.connect + e.read + e.write + e.timeout))
+end
+'''
+
+
+def _lua_script(requests_: list[tuple[str, str]] | None) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / ("ingest-webhooks.lua" if requests_ else "ingest-hello.lua")
+    if not requests_:
+        path.write_text(_LUA_DONE)
+        return path
+    rows = ",\n".join("{%s,%s}" % (json.dumps(body), json.dumps(sig)) for body, sig in requests_)
+    path.write_text(
+        "local reqs = {\n" + rows + "\n}\n"
+        "local n = 0\nlocal threads = 0\n"
+        "setup = function(thread) thread:set('tid', threads); threads = threads + 1 end\n"
+        "init = function(args) n = 0 end\n"
+        "request = function()\n"
+        "  local r = reqs[((n * 2 + tid) % #reqs) + 1]\n  n = n + 1\n"
+        "  return wrk.format('POST', nil, {['Content-Type'] = 'application/x-www-form-urlencoded',"
+        " ['X-Twilio-Signature'] = r[2]}, r[1])\nend\n" + _LUA_DONE)
+    return path
+
+
+def _wrk(url: str, requests_, args) -> dict:
+    script = _lua_script(requests_)
+    result = subprocess.run(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
+                             "--timeout", "10s", "-s", str(script), url], capture_output=True, text=True)
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("JSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed: {result.stdout}\n{result.stderr}")
+    data = json.loads(line[5:])
+    seconds = data["duration_us"] / 1e6
+    return {"requests": data["requests"], "rps": round(data["requests"] / seconds, 1),
+            "p50_ms": data["p50_us"] / 1000, "p99_ms": data["p99_us"] / 1000,
+            "errors": data["non2xx"] + data["socket_errors"]}
+
+
+def _python_load(url: str, requests_, args) -> dict:
+    """Keep-alive connections in threads; slower than wrk (the GIL), kept for machines without it."""
+    import http.client
+
+    parsed = urllib.parse.urlsplit(url)
+    stop = time.monotonic() + args.duration
+    latencies: list[list[float]] = [[] for _ in range(args.connections)]
+    errors = [0]
+
+    def client(k: int):
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+        i = k
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            if requests_:
+                body, sig = requests_[i % len(requests_)]
+                i += args.connections
+                conn.request("POST", parsed.path, body=body, headers={
+                    "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig})
+            else:
+                conn.request("GET", parsed.path)
+            response = conn.getresponse()
+            response.read()
+            if response.status >= 300:
+                errors[0] += 1
+            latencies[k].append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(args.connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    flat = [x for per in latencies for x in per]
+    stats = summary(flat)
+    return {"requests": len(flat), "rps": round(len(flat) / elapsed, 1), "p50_ms": stats["p50_ms"],
+            "p99_ms": stats["p99_ms"], "errors": errors[0]}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import queue
+import threading
+import time
+
 import redis
 from flask import Flask, current_app
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 DEFAULT_QUEUE = "default"
+log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
@@ -16,6 +23,7 @@ def init_app(app: Flask) -> None:
         app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5,
         health_check_interval=30,
     )
+    app.extensions["event_hub"] = EventHub(app.extensions["redis"])
 
 
 def redis_client() -> redis.Redis:
@@ -29,3 +37,133 @@ def get_queue(name: str = DEFAULT_QUEUE) -> Queue:
 def workspace_channel(workspace_id: int) -> str:
     """The pub/sub channel carrying one workspace's live events."""
     return f"coccinelle:events:ws:{workspace_id}"
+
+
+# --- Live events: one Redis subscriber per process, fanned out to in-memory queues -------------
+#
+# A pub/sub subscription holds a Redis connection for as long as it lives. One per open browser
+# exhausted redis-py's pool (100) at 200 agents, so each process keeps a single pattern
+# subscription on every workspace channel and hands each event to the queues of that
+# workspace's streams. The pattern means no re-subscribing as browsers come and go.
+
+WORKSPACE_PATTERN = workspace_channel(0).removesuffix("0") + "*"
+STREAM_QUEUE_SIZE = 256  # events a slow browser may lag behind before the oldest are dropped
+READY_WAIT_SECONDS = 3  # how long a new stream waits for the subscription before answering 503
+IDLE_STOP_SECONDS = 30  # nobody listening that long: give the Redis connection back
+MAX_BACKOFF_SECONDS = 10
+
+
+class EventHub:
+    """This process's Redis subscriber and the queues of the streams it serves."""
+
+    def __init__(self, client: redis.Redis):
+        self._client = client
+        self._lock = threading.Lock()
+        self._queues: dict[int, set[queue.Queue]] = {}  # workspace id -> its streams' queues
+        self._thread: threading.Thread | None = None
+        self.ready = threading.Event()  # set while subscribed: events published now will arrive
+
+    def register(self, workspace_id: int) -> queue.Queue:
+        stream_queue: queue.Queue = queue.Queue(maxsize=STREAM_QUEUE_SIZE)
+        with self._lock:
+            self._queues.setdefault(workspace_id, set()).add(stream_queue)
+        self.ensure_running()
+        return stream_queue
+
+    def ensure_running(self) -> None:
+        """Start the subscriber lazily (so after any fork), or again if it died or stopped idle.
+
+        Called by each new stream and at each stream's keep-alive, so open streams revive it too.
+        """
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self.ready.clear()
+                self._thread = threading.Thread(target=self._run, name="coccinelle-events", daemon=True)
+                self._thread.start()
+
+    def unregister(self, workspace_id: int, stream_queue: queue.Queue) -> None:
+        with self._lock:
+            streams = self._queues.get(workspace_id, set())
+            streams.discard(stream_queue)
+            if not streams:
+                self._queues.pop(workspace_id, None)
+
+    def stream_count(self) -> int:
+        with self._lock:
+            return sum(len(streams) for streams in self._queues.values())
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                pubsub.psubscribe(WORKSPACE_PATTERN)
+                idle_since = None
+                while True:
+                    message = pubsub.get_message(timeout=1) or {"type": None}
+                    if message["type"] == "psubscribe":
+                        # Redis confirmed: whatever is published from now on reaches us.
+                        self.ready.set()
+                        backoff = 0.5
+                    elif message["type"] == "pmessage":
+                        self._fan_out(message)
+                    if self.stream_count():
+                        idle_since = None
+                    elif idle_since is None:
+                        idle_since = time.monotonic()
+                    elif time.monotonic() - idle_since > IDLE_STOP_SECONDS and self._stop_if_nobody():
+                        return
+            except redis.RedisError as error:
+                # Streams stay open (keep-alives) and miss events until Redis is back, as a
+                # reconnecting browser would; new streams get a 503 meanwhile.
+                log.warning("live events: redis unavailable (%s), retrying in %.1f s", error, backoff)
+            except Exception:  # a bug must not silence live updates for good
+                log.exception("live events: subscriber failed, restarting in %.1f s", backoff)
+            finally:
+                with self._lock:  # an idle-stopped thread must not unset its successor's readiness
+                    if self._thread is threading.current_thread():
+                        self.ready.clear()
+                pubsub.close()
+            if self._stop_if_nobody():  # no stream waits for Redis: retry when one comes
+                return
+            time.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def _stop_if_nobody(self) -> bool:
+        with self._lock:  # under the lock so that register() sees the thread gone and starts another
+            if self._queues:
+                return False
+            self._thread = None
+            self.ready.clear()
+            return True
+
+    def _fan_out(self, message: dict) -> None:
+        try:
+            workspace_id = int(message["channel"].rsplit(b":", 1)[1])
+            event = json.loads(message["data"])
+            # Formatted once for every stream of the workspace: the exact text the templates listen to.
+            text = f"event: {event['type']}\ndata: {json.dumps(event['data'])}\n\n"
+        except (ValueError, IndexError, KeyError, TypeError):
+            log.warning("live events: ignoring a malformed message on %r", message["channel"])
+            return
+        with self._lock:
+            streams = list(self._queues.get(workspace_id, ()))
+        for stream_queue in streams:
+            _put_dropping_oldest(stream_queue, text)
+
+
+def _put_dropping_oldest(stream_queue: queue.Queue, text: str) -> None:
+    """A browser that does not read never makes the process grow: it loses its oldest events."""
+    try:
+        stream_queue.put_nowait(text)
+    except queue.Full:
+        try:
+            stream_queue.get_nowait()
+        except queue.Empty:  # the stream just caught up
+            pass
+        log.info("live events: a slow stream dropped an event")
+        stream_queue.put_nowait(text)  # this thread is the only writer: there is room now
+
+
+def event_hub() -> EventHub:
+    return current_app.extensions["event_hub"]

@@ -119,3 +119,23 @@ def _install_after_create(_table, connection, **_kw) -> None:
 def _uninstall_before_drop(_table, connection, **_kw) -> None:
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {FTS_TABLE}")
+
+
+def include_name(name, type_, _parent_names) -> bool:
+    """Alembic's filter: the search objects are not models (created by `install`), so schema
+    comparisons (autogenerate, the migrations test) leave them out."""
+    if type_ == "table":
+        return not (name or "").startswith(FTS_TABLE)
+    if type_ == "index":
+        return name != PG_INDEX
+    return True
+
+
+def drop_ddl(dialect_name: str) -> tuple[str, ...]:
+    """The statements that remove what `install` created (the migration's downgrade)."""
+    if dialect_name == "sqlite":
+        return tuple(f"DROP TRIGGER IF EXISTS {FTS_TABLE}_{suffix}" for suffix in ("ai", "ad", "au")) + (
+            f"DROP TABLE IF EXISTS {FTS_TABLE}",)
+    if dialect_name == "postgresql":
+        return (f"DROP INDEX IF EXISTS {PG_INDEX}",)
+    return ()

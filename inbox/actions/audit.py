@@ -33,8 +33,8 @@ def record(actor: User | None, action: str, obj: Any, before: Mapping | None = N
         workspace_id = obj.id
     if before is not None and after is not None:
         before, after = changed(dict(before), dict(after), keep=keep)
-        if not (set(before) | set(after)) - set(keep):
-            return None
+        if all(before.get(k) == after.get(k) for k in set(before) | set(after)):
+            return None  # only the kept fields, unchanged (a kept field that changed is a change)
     before_state, after_state = scrub(before), scrub(after)
     entry = AuditEntry(workspace_id=workspace_id, actor_id=actor.id if actor else None, action=action,
                        object_type=_object_type(obj), object_id=getattr(obj, "id", None) if obj is not None else None,

@@ -36,6 +36,7 @@ from ..orchestrator.outbound import (
     render_template, sendable_channels,
 )
 from ..orchestrator.sending_rules import SendRules, allowed_at, bulk_sent_today, sent_last_minute
+from .audit import record, state
 from .consent import unsubscribe_url
 
 log = logging.getLogger(__name__)
@@ -156,9 +157,13 @@ def check_campaign_form(form, *, user: User) -> dict:
             "channel_order": order, "require_opt_in": form.get("require_opt_in") == "1"}
 
 
+CAMPAIGN_RUN_FIELDS = ("name", "status", "scheduled_at")
+
+
 def do_create_campaign(workspace_id: int, values: dict, *, actor: User) -> Campaign:
     campaign = Campaign(workspace_id=workspace_id, created_by_id=actor.id, status=CampaignStatus.DRAFT, **values)
     db.session.add(campaign)
+    record(actor, "campaign.create", campaign, None, state(campaign, values))
     outbox.commit()
     return campaign
 
@@ -166,8 +171,10 @@ def do_create_campaign(workspace_id: int, values: dict, *, actor: User) -> Campa
 def do_update_campaign(campaign: Campaign, values: dict, *, actor: User) -> Campaign:
     if not campaign.is_editable:
         raise ValidationError(_("A campaign that has started can no longer be edited."), field="name")
+    before = state(campaign, values)
     for key, value in values.items():
         setattr(campaign, key, value)
+    record(actor, "campaign.update", campaign, before, state(campaign, values), keep=("name",))
     outbox.commit()
     return campaign
 
@@ -243,16 +250,19 @@ def do_launch_campaign(campaign: Campaign, *, actor: User, at: datetime | None =
     if not campaign.is_editable:
         raise ValidationError(_("This campaign has already started."), field="status")
     if at is not None and at > now:
+        before = state(campaign, CAMPAIGN_RUN_FIELDS)
         campaign.status, campaign.scheduled_at = CampaignStatus.SCHEDULED, at
+        record(actor, "campaign.schedule", campaign, before, state(campaign, CAMPAIGN_RUN_FIELDS), keep=("name",))
         _progress_event(campaign)
         outbox.commit()
         return campaign
-    _start(campaign, now)
+    _start(campaign, now, actor=actor)
     return campaign
 
 
-def _start(campaign: Campaign, now: datetime) -> bool:
+def _start(campaign: Campaign, now: datetime, *, actor: User | None = None) -> bool:
     """Freeze the audience and start sending; only the run that moves the status does it."""
+    before = {"name": campaign.name, "status": campaign.status}  # the update below syncs the loaded row
     claimed = db.session.execute(
         update(Campaign).where(Campaign.id == campaign.id,
                                Campaign.status.in_([CampaignStatus.DRAFT, CampaignStatus.SCHEDULED]))
@@ -260,6 +270,9 @@ def _start(campaign: Campaign, now: datetime) -> bool:
     if claimed.rowcount != 1:
         db.session.rollback()
         return False
+    if actor is not None:  # a person's launch; a scheduled start is the tick's, already logged when scheduled
+        record(actor, "campaign.launch", campaign, before, {"name": campaign.name, "status": CampaignStatus.SENDING},
+               keep=("name",))
     plan = plan_audience(campaign, now=now)
     rows = [{"campaign_id": campaign.id, "contact_id": c.id, "channel_id": ch.id, "state": RecipientState.PENDING}
             for c, ch in plan.recipients]
@@ -280,11 +293,12 @@ def _start(campaign: Campaign, now: datetime) -> bool:
 
 def do_pause_campaign(campaign: Campaign, *, actor: User) -> None:
     _move(campaign, CampaignStatus.SENDING, CampaignStatus.PAUSED,
-          _("Only a campaign that is sending can be paused."))
+          _("Only a campaign that is sending can be paused."), actor=actor, action="campaign.pause")
 
 
 def do_resume_campaign(campaign: Campaign, *, actor: User) -> None:
-    _move(campaign, CampaignStatus.PAUSED, CampaignStatus.SENDING, _("Only a paused campaign can be resumed."))
+    _move(campaign, CampaignStatus.PAUSED, CampaignStatus.SENDING, _("Only a paused campaign can be resumed."),
+          actor=actor, action="campaign.resume")
     now = utcnow()
     outbox.enqueue_job(RUN_JOB, campaign.id, now.isoformat(), job_id=f"campaign-{campaign.id}-resume-{int(now.timestamp())}",
                        workspace_id=campaign.workspace_id)
@@ -293,6 +307,7 @@ def do_resume_campaign(campaign: Campaign, *, actor: User) -> None:
 
 def do_cancel_campaign(campaign: Campaign, *, actor: User) -> None:
     """Stop for good: the recipients not reached yet are marked cancelled (what left, left)."""
+    before = {"name": campaign.name, "status": campaign.status}
     result = db.session.execute(
         update(Campaign).where(Campaign.id == campaign.id, Campaign.status.in_(
             [CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED]))
@@ -300,6 +315,8 @@ def do_cancel_campaign(campaign: Campaign, *, actor: User) -> None:
     if result.rowcount != 1:
         outbox.discard()
         raise ValidationError(_("This campaign is already finished."), field="status")
+    record(actor, "campaign.cancel", campaign, before, {"name": campaign.name, "status": CampaignStatus.CANCELLED},
+           keep=("name",))
     db.session.execute(update(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign.id,
                                                        CampaignRecipient.state == RecipientState.PENDING)
                        .values(state=RecipientState.CANCELLED))
@@ -308,12 +325,16 @@ def do_cancel_campaign(campaign: Campaign, *, actor: User) -> None:
     db.session.refresh(campaign)
 
 
-def _move(campaign: Campaign, source: CampaignStatus, target: CampaignStatus, refusal: str) -> None:
+def _move(campaign: Campaign, source: CampaignStatus, target: CampaignStatus, refusal: str, *,
+          actor: User | None = None, action: str = "") -> None:
     result = db.session.execute(update(Campaign).where(Campaign.id == campaign.id, Campaign.status == source)
                                 .values(status=target))
     if result.rowcount != 1:
         outbox.discard()
         raise ValidationError(refusal, field="status")
+    if action:
+        record(actor, action, campaign, {"name": campaign.name, "status": source},
+               {"name": campaign.name, "status": target}, keep=("name",))
     _progress_event(campaign)
     outbox.commit()
     db.session.refresh(campaign)

@@ -16,6 +16,7 @@ from ..models import (
     Message, Priority, SenderKind, User, utcnow,
 )
 from ..errors import ValidationError
+from ..kinds import ChannelKind
 from ..orchestrator.delivery import preferred_channels, schedule_delivery
 from ..orchestrator.ingest import announce_message, touch_conversation
 
@@ -118,6 +119,52 @@ def check_reply(text: str, channel: Channel | None, *, has_files: bool = False) 
             _("This message is %(length)d characters long; the limit on this channel is %(limit)d.",
               length=len(text), limit=limit), field="body")
     return text
+
+
+def check_whatsapp_extras(form, channel: Channel | None, text: str) -> dict:
+    """A location and/or quick-reply buttons from the composer's "More" (WhatsApp only), as the
+    adapters read them from OutboundMessage.meta; {} when none was filled in."""
+    fields = ("location_latitude", "location_longitude", "location_name", "location_address")
+    raw = {f: (form.get(f) or "").strip() for f in fields}
+    titles = [t.strip() for t in form.getlist("quick_reply") if t and t.strip()]
+    if not any(raw.values()) and not titles:
+        return {}
+    if channel is None or channel.kind != ChannelKind.WHATSAPP:
+        raise ValidationError(_("Locations and quick-reply buttons can only be sent on WhatsApp."), field="extras")
+    extras: dict = {}
+    if any(raw.values()):
+        extras["location"] = _check_location(raw)
+    if titles:
+        extras["quick_replies"] = _check_quick_replies(titles, text)
+    return extras
+
+
+def _check_location(raw: dict) -> dict:
+    try:
+        latitude, longitude = float(raw["location_latitude"]), float(raw["location_longitude"])
+    except ValueError:
+        raise ValidationError(_("A location needs a latitude and a longitude (numbers)."), field="location") from None
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):  # also refuses nan/inf
+        raise ValidationError(_("The latitude must be between -90 and 90 and the longitude between -180 and 180."),
+                              field="location")
+    name, address = raw["location_name"][:1000], raw["location_address"][:1000]
+    return {"latitude": latitude, "longitude": longitude, **({"name": name} if name else {}),
+            **({"address": address} if address else {})}
+
+
+def _check_quick_replies(titles: list[str], text: str) -> list[str]:
+    # WhatsApp's interactive reply buttons: 1 to 3, titles of at most 20 characters, unique, and a body.
+    if len(titles) > 3:
+        raise ValidationError(_("At most 3 quick-reply buttons."), field="quick_reply")
+    if any(len(t) > 20 for t in titles):
+        raise ValidationError(_("Each button title is limited to 20 characters."), field="quick_reply")
+    if len(set(titles)) != len(titles):
+        raise ValidationError(_("Two buttons cannot have the same title."), field="quick_reply")
+    if not text:
+        raise ValidationError(_("Quick-reply buttons need a message text."), field="body")
+    if len(text) > 1024:
+        raise ValidationError(_("A message with buttons is limited to 1024 characters."), field="body")
+    return titles
 
 
 def check_reply_files(files, channel: Channel | None) -> list[UploadedFile]:

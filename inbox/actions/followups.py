@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import outbox
 from ..errors import ValidationError
+from .audit import record, state
 from ..extensions import db
 from ..models import (
     Channel, Consent, Contact, Conversation, ConversationStatus, Direction, FollowUpOutcome, FollowUpRule,
@@ -74,9 +75,12 @@ def check_rule_form(form, *, user: User) -> dict:
 def do_save_rule(workspace_id: int, values: dict, *, existing: FollowUpRule | None = None,
                  actor: User | None = None) -> FollowUpRule:
     rule = existing or FollowUpRule(workspace_id=workspace_id)
+    before = state(rule, values) if existing is not None else None
     for key, value in values.items():
         setattr(rule, key, value)
     db.session.add(rule)
+    record(actor, "followup.update" if existing is not None else "followup.create", rule, before,
+           state(rule, values), keep=("name",))
     outbox.commit()
     return rule
 

@@ -12,9 +12,12 @@ from sqlalchemy import delete, select, update
 
 from .. import outbox
 from ..errors import ValidationError
+from .audit import record, state
 from ..extensions import db
 from ..models import Contact, ContactLabel, Conversation, ConversationLabel, FollowUpRule, Label, User
 from ..models.label import COLOR, PALETTE
+
+LABEL_FIELDS = ("name", "color")
 
 
 def access_label(label_id: int, user: User) -> Label:
@@ -50,12 +53,15 @@ def do_create_label(workspace_id: int, *, name: str, color: str, actor: User | N
     name, color = check_label(workspace_id, name, color)
     label = Label(workspace_id=workspace_id, name=name, color=color)
     db.session.add(label)
+    record(actor, "label.create", label, None, state(label, LABEL_FIELDS))
     outbox.commit()
     return label
 
 
 def do_update_label(label: Label, *, name: str, color: str, actor: User | None = None) -> Label:
+    before = state(label, LABEL_FIELDS)
     label.name, label.color = check_label(label.workspace_id, name, color, existing=label)
+    record(actor, "label.update", label, before, state(label, LABEL_FIELDS), keep=("name",))
     outbox.publish_event(label.workspace_id, "conversation-changed")
     outbox.commit()
     return label
@@ -65,6 +71,7 @@ def do_delete_label(label: Label, *, actor: User | None = None) -> None:
     db.session.execute(update(FollowUpRule).where(FollowUpRule.label_id == label.id).values(label_id=None))
     db.session.execute(delete(ConversationLabel).where(ConversationLabel.label_id == label.id))
     db.session.execute(delete(ContactLabel).where(ContactLabel.label_id == label.id))
+    record(actor, "label.delete", label, state(label, LABEL_FIELDS), None)
     db.session.delete(label)
     outbox.publish_event(label.workspace_id, "conversation-changed")
     outbox.commit()

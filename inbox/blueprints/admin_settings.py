@@ -65,6 +65,21 @@ ACTION_LABELS = {
     "appointment.create": _l("Appointment added"),
     "appointment.update": _l("Appointment changed"),
     "appointment.cancel": _l("Appointment cancelled"),
+    "followup.create": _l("Follow-up rule added"),
+    "followup.update": _l("Follow-up rule changed"),
+    "label.create": _l("Label added"),
+    "label.update": _l("Label changed"),
+    "label.delete": _l("Label deleted"),
+    "segment.create": _l("Segment added"),
+    "segment.update": _l("Segment changed"),
+    "segment.delete": _l("Segment deleted"),
+    "campaign.create": _l("Campaign added"),
+    "campaign.update": _l("Campaign changed"),
+    "campaign.schedule": _l("Campaign scheduled"),
+    "campaign.launch": _l("Campaign launched"),
+    "campaign.pause": _l("Campaign paused"),
+    "campaign.resume": _l("Campaign resumed"),
+    "campaign.cancel": _l("Campaign cancelled"),
 }
 ACTION_GROUPS = {
     "channel.": _l("Channels"), "tickets.": _l("Tickets, SLA and business hours"), "team.": _l("Team"),
@@ -72,6 +87,8 @@ ACTION_GROUPS = {
     "api_token.": _l("API tokens"),
     "budget.": _l("Client budgets"), "contact.": _l("Clients (GDPR)"),
     "appointment.": _l("Appointments"),
+    "followup.": _l("Follow-up rules"), "label.": _l("Labels"), "segment.": _l("Segments"),
+    "campaign.": _l("Campaigns"),
 }
 FIELD_LABELS = {
     "name": _l("Name"), "address": _l("Address"), "enabled": _l("Enabled"), "settings": _l("Settings"),
@@ -89,6 +106,11 @@ FIELD_LABELS = {
     "starts_at": _l("Date and time"), "status": _l("Status"), "subject": _l("Subject"), "location": _l("Place"),
     "duration_minutes": _l("Duration (min)"),
     "contact": _l("Client"), "period": _l("Period"), "amount": _l("Amount"), "language": _l("Language"),
+    "color": _l("Color"), "rules": _l("Rules"), "trigger": _l("Trigger"), "delay_days": _l("Delay (days)"),
+    "max_per_conversation": _l("At most per conversation"), "template_id": _l("Template"),
+    "label_id": _l("Label"), "segment_id": _l("Segment"), "variables": _l("Variables"),
+    "channel_order": _l("Channel order"), "require_opt_in": _l("Opt-in required"),
+    "scheduled_at": _l("Scheduled for"),
 }
 
 

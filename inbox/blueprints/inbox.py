@@ -12,8 +12,8 @@ from flask_login import current_user, login_required
 from .. import storage
 from ..actions.conversations import (
     access_agent, access_attachment, access_conversation, access_message, access_reply_channel, check_priority,
-    check_reply, check_reply_files, check_status, do_add_note, do_assign, do_mark_read, do_send_reply,
-    do_set_priority, do_set_status, reply_channels,
+    check_reply, check_reply_files, check_status, check_whatsapp_extras, do_add_note, do_assign, do_mark_read,
+    do_send_reply, do_set_priority, do_set_status, reply_channels,
 )
 from ..errors import ValidationError
 from ..kinds import ChannelKind
@@ -86,13 +86,15 @@ def reply(conversation_id: int):
     try:
         channel = None if internal else access_reply_channel(conv, request.form.get("channel_id", type=int))
         files = check_reply_files(request.files.getlist("files"), channel)
-        text = check_reply(request.form.get("body", ""), channel, has_files=bool(files))
+        extras = check_whatsapp_extras(request.form, channel, request.form.get("body", "").strip())
+        text = check_reply(request.form.get("body", ""), channel, has_files=bool(files) or "location" in extras)
     except ValidationError as exc:
         return _composer_error(conv, exc)
     if internal:
         message = do_add_note(conv, text, actor=current_user, idempotency_key=key, files=files)
-    else:
-        message = do_send_reply(conv, text, actor=current_user, channel=channel, idempotency_key=key, files=files)
+    else:  # a location / buttons ride in meta["send"], which the delivery hands to the adapter
+        message = do_send_reply(conv, text, actor=current_user, channel=channel, idempotency_key=key, files=files,
+                                meta={"send": extras} if extras else None)
     # The reply may have assigned the conversation: the controls come back out of band too.
     return render_template("inbox/_reply_sent.html", conversation=conv, message=message,
                            channels=reply_channels(conv), key=uuid.uuid4().hex,

@@ -1,23 +1,22 @@
-"""Server-sent events: each browser listens to its workspace's Redis channel.
+"""Server-sent events: each browser listens to its workspace's live events.
 
 Events only say what changed ("conversation-changed", "contact-7-message"…); the browser
 then fetches the fragment with a normal GET, so permission checks stay in the views.
-Redis pub/sub makes it work with any number of web processes.
+Redis pub/sub makes it work with any number of web processes; within a process, one
+subscriber (broker.EventHub) feeds every stream's in-memory queue, so a stream costs no
+Redis connection.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import queue
 
-import redis
 from flask import Blueprint, Response
 from flask_login import current_user, login_required
 
-from ..broker import redis_client, workspace_channel
+from ..broker import READY_WAIT_SECONDS, EventHub, event_hub
 from ..extensions import db
 
-log = logging.getLogger(__name__)
 bp = Blueprint("stream", __name__)
 HEARTBEAT_SECONDS = 10
 
@@ -27,29 +26,26 @@ HEARTBEAT_SECONDS = 10
 def stream():
     workspace_id = current_user.workspace_id
     db.session.remove()  # a stream lives for hours: hold no database connection meanwhile
-    pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
-    try:
-        pubsub.subscribe(workspace_channel(workspace_id))
-    except redis.RedisError:
-        pubsub.close()
+    hub = event_hub()
+    hub.ensure_running()
+    if not hub.ready.wait(READY_WAIT_SECONDS):
         return Response("live updates unavailable", status=503, headers={"Retry-After": "3"})
-    return Response(_events(pubsub), mimetype="text/event-stream",
+    return Response(_events(hub, workspace_id), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _events(pubsub):
+def _events(hub: EventHub, workspace_id: int):
+    # Registered inside the generator: its finally only runs if it started, and a response
+    # closed before its first chunk must not leave a queue behind.
+    events = hub.register(workspace_id)
     try:
+        hub.ready.wait(READY_WAIT_SECONDS)  # says "connected" once subscribed: nothing later is missed
         yield "retry: 2000\n: connected\n\n"
         while True:
             try:
-                message = pubsub.get_message(timeout=HEARTBEAT_SECONDS)
-            except redis.RedisError:
-                log.warning("stream: lost redis, closing so the browser reconnects")
-                return
-            if message is None:
+                yield events.get(timeout=HEARTBEAT_SECONDS)
+            except queue.Empty:
+                hub.ensure_running()
                 yield ": ping\n\n"  # also how we notice a browser that went away
-                continue
-            event = json.loads(message["data"])
-            yield f"event: {event['type']}\ndata: {json.dumps(event['data'])}\n\n"
-    finally:
-        pubsub.close()
+    finally:  # the browser left (GeneratorExit) or the server stops: stop filling its queue
+        hub.unregister(workspace_id, events)

@@ -418,32 +418,57 @@ class ChannelActivity:
 def channel_activity(workspace_id: int, f: ReportFilter, w: Window) -> ChannelActivity:
     """Per channel kind: messages received and sent, the share of received messages answered and
     the mean time to the answer (the next message a person or Sara sent in the same
-    conversation). Two queries; the answer is found through the conversation's time index."""
-    scope = _message_scope(workspace_id, f, w)
-    counts = db.session.execute(
-        select(Channel.kind, _count(_RECEIVED).label("received"), _count(_SENT).label("sent"))
-        .join(Channel, Channel.id == Message.channel_id).where(*scope).group_by(Channel.kind)).all()
-    reply = Message.__table__.alias("reply")
-    reply_at = (select(func.min(reply.c.created_at))
-                .where(reply.c.conversation_id == Message.conversation_id, reply.c.created_at >= Message.created_at,
-                       reply.c.direction == Direction.OUTBOUND.value, reply.c.internal.is_(False),
-                       reply.c.sender_kind.in_([SenderKind.AGENT.value, SenderKind.BOT.value]))
-                .correlate(Message).scalar_subquery())
-    inbound = (select(Channel.kind.label("kind"), Message.created_at.label("at"), reply_at.label("reply_at"))
-               .join(Channel, Channel.id == Message.channel_id).where(*scope, _RECEIVED).subquery())
-    delay = seconds_between(inbound.c.reply_at, inbound.c.at)
-    answers = {str(kind): (int(n), float(s) if s is not None else None) for kind, n, s in db.session.execute(
-        select(inbound.c.kind, func.count(inbound.c.reply_at), func.sum(delay)).group_by(inbound.c.kind))}
-    by_kind = {str(kind): (int(received), int(sent)) for kind, received, sent in counts}
-    rows = []
+    conversation, at the same time or later). One query, one pass over the range's messages:
+    a window function carries each conversation's next answer back to the messages before it
+    (a subquery per received message cost seconds on a large workspace). An answer sent after
+    the range is looked up once per conversation still waiting at its end."""
+    filters = _message_filters(workspace_id, f)
+    received = and_(_RECEIVED, Channel.id.is_not(None), *filters)
+    sent = and_(_SENT, Channel.id.is_not(None), *filters)
+    # Any answer counts, whatever the filters (as the received message's conversation does).
+    answer_at = case((_SENT, Message.created_at))
+    where = [Message.workspace_id == workspace_id, Message.created_at >= w.start, Message.created_at < w.end,
+             Message.internal.is_(False), or_(received, _SENT)]
+    if filters:
+        # Narrowed (a client, an agent…): only the conversations concerned are read, through
+        # their time index, rather than every answer of the workspace in the range.
+        concerned = _channel_join(select(Message.conversation_id).where(
+            *_message_scope(workspace_id, f, w), or_(_RECEIVED, _SENT)), f).correlate(None)
+        where.append(Message.conversation_id.in_(concerned))
+    rows = (
+        select(Message.conversation_id, Channel.kind, Message.created_at.label("at"),
+               case((received, 1), else_=0).label("received"), case((sent, 1), else_=0).label("sent"),
+               # Latest first, answers before other messages of the same time: the frame up to
+               # this row holds every answer at or after its time, within the range.
+               func.min(answer_at).over(partition_by=Message.conversation_id,
+                                        order_by=(Message.created_at.desc(), case((_SENT, 0), else_=1)),
+                                        rows=(None, 0)).label("reply_at"))
+        .outerjoin(Channel, Channel.id == Message.channel_id).where(*where)
+    ).cte("activity_rows")
+    # Received messages still waiting at the range's end: their answer is the conversation's
+    # first one after it, looked up per conversation (few, and through its time index).
+    waiting = select(rows.c.conversation_id).where(rows.c.received == 1, rows.c.reply_at.is_(None))
+    later = (select(Message.conversation_id, func.min(Message.created_at).label("reply_at"))
+             .where(Message.conversation_id.in_(waiting), Message.created_at >= w.end,
+                    Message.internal.is_(False), _SENT)
+             .group_by(Message.conversation_id)).subquery()
+    reply_at = case((rows.c.received == 1, func.coalesce(rows.c.reply_at, later.c.reply_at)))
+    stmt = (select(rows.c.kind, func.sum(rows.c.received), func.sum(rows.c.sent), func.count(reply_at),
+                   func.sum(seconds_between(reply_at, rows.c.at)))
+            .outerjoin(later, and_(later.c.conversation_id == rows.c.conversation_id, rows.c.received == 1,
+                                   rows.c.reply_at.is_(None)))
+            .where(rows.c.kind.is_not(None)).group_by(rows.c.kind))
+    by_kind = {str(kind): (int(r or 0), int(s or 0), int(n), float(sec) if sec is not None else None)
+               for kind, r, s, n, sec in db.session.execute(stmt)}
+    result = []
     for kind in ChannelKind:
-        received, sent = by_kind.get(str(kind), (0, 0))
-        answered, seconds = answers.get(str(kind), (0, None))
-        rows.append(ChannelRow(str(kind), received, sent, answered, _mean(seconds, answered)))
-    answered = sum(r.answered for r in rows)
-    seconds = sum(v[1] or 0 for v in answers.values())
-    total = ChannelRow("", sum(r.received for r in rows), sum(r.sent for r in rows), answered, _mean(seconds, answered))
-    return ChannelActivity(rows=rows, total=total)
+        received_n, sent_n, answered, seconds = by_kind.get(str(kind), (0, 0, 0, None))
+        result.append(ChannelRow(str(kind), received_n, sent_n, answered, _mean(seconds, answered)))
+    answered = sum(r.answered for r in result)
+    seconds = sum(v[3] or 0 for v in by_kind.values())
+    total = ChannelRow("", sum(r.received for r in result), sum(r.sent for r in result), answered,
+                       _mean(seconds, answered))
+    return ChannelActivity(rows=result, total=total)
 
 
 # -- conversion: who resolved the conversations, Sara's decisions, appointments ------------------------

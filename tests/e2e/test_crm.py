@@ -1,5 +1,5 @@
 """An agent finds a client in the CRM, creates a ticket from the client's page, assigns it, logs
-time and resolves it; the client page then shows the work. Admins' team, workspace and audit
+time and resolves it, and sees the client's rating arrive; the client page then shows the work. Admins' team, workspace and audit
 pages are rendered too (screenshots under test-artifacts/)."""
 
 from __future__ import annotations
@@ -9,12 +9,17 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from inbox.actions.ratings import rating_url
 from inbox.actions.workspace import do_create_contact
 from inbox.extensions import db
 from inbox.kinds import ChannelKind
+from inbox.models import Ticket
 
+from ..conftest import PUBLIC_BASE_URL
 from ..integration.ticket_fixtures import admin  # noqa: F401
-from .test_live_inbox import log_in
+from .conftest import LIVE_TIMEOUT_MS
+from .test_live_inbox import assert_never_reloaded, log_in, open_live_inbox
+from .test_tickets import rate_as_customer
 
 pytestmark = pytest.mark.e2e
 CUSTOMER = "+33612345678"
@@ -33,8 +38,8 @@ def clients(workspace, sms_channel):
     return elodie
 
 
-def test_create_a_ticket_from_the_client_page_assign_log_time_and_resolve(page: Page, live_server, agent, clients,
-                                                                        artifacts):
+def test_create_a_ticket_from_the_client_page_assign_log_time_resolve_and_see_the_rating(
+        page: Page, browser, browser_context_args, live_server, agent, clients, artifacts):
     log_in(page, live_server.url, agent)
     page.get_by_role("link", name="Clients").click()
     expect(page).to_have_url(re.compile(r"/contacts$"))
@@ -69,6 +74,17 @@ def test_create_a_ticket_from_the_client_page_assign_log_time_and_resolve(page: 
     resolve_form.locator("input[name=notify][type=checkbox]").uncheck()
     resolve_form.locator("button[type=submit]").click()
     expect(page.locator("#side-status")).to_contain_text("Resolved")
+
+    # The client rates it through the link they were sent; the agent's page shows it without a reload.
+    open_live_inbox(page)
+    ticket_id = int(page.url.rsplit("/", 1)[1])
+    ticket = db.session.get(Ticket, ticket_id)
+    link = rating_url(ticket).replace(PUBLIC_BASE_URL, live_server.url)
+    db.session.rollback()
+    rate_as_customer(browser, browser_context_args, link, score=4, comment="Merci pour la relivraison")
+    expect(page.locator("#ticket-live .stars span.on")).to_have_count(4, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#ticket-live blockquote")).to_have_text("Merci pour la relivraison")
+    assert_never_reloaded(page)
 
     # The client page shows the ticket, its status and the time spent.
     page.goto(f"{live_server.url}/contacts/{clients.id}")

@@ -41,20 +41,7 @@ def test_the_agent_sees_the_customers_rating_arrive_live(page: Page, browser, br
     expect(page.locator("#ticket-live .stars")).to_have_count(0)  # not rated yet
     open_live_inbox(page)  # listening to the server's events; a reload would be caught
 
-    customer = browser.new_context(**browser_context_args)
-    try:
-        rating_page = customer.new_page()
-        rating_page.set_default_timeout(LIVE_TIMEOUT_MS)
-        rating_page.goto(link)
-        expect(rating_page).to_have_url(re.compile(r"/portal/rate/"))
-        rating_page.locator("label.rating-choice", has_text="5").click()
-        rating_page.locator("#comment").fill(COMMENT)
-        rating_page.locator("form button[type=submit]").click()
-        expect(rating_page.locator("[role=status]")).to_be_visible()
-    finally:
-        customer.close()
-    wait_for(lambda: (db.session.rollback(), db.session.scalar(db.select(Rating.score)))[1] == 5,
-             message="the rating to be stored")
+    rate_as_customer(browser, browser_context_args, link, score=5, comment=COMMENT)
     db.session.rollback()
 
     # The side panel and the history both show it, on the page the agent never left.
@@ -66,3 +53,22 @@ def test_the_agent_sees_the_customers_rating_arrive_live(page: Page, browser, br
     expect(page.locator("#timeline .sysline-rating .stars span.on")).to_have_count(5)
     assert_never_reloaded(page)
     page.screenshot(path=artifacts / "ticket-rating-live.png", full_page=True)
+
+
+def rate_as_customer(browser, browser_context_args, link: str, *, score: int, comment: str) -> None:
+    """The customer, in a browser of their own, follows the rating link and rates; returns once stored."""
+    customer = browser.new_context(**browser_context_args)
+    try:
+        rating_page = customer.new_page()
+        rating_page.set_default_timeout(LIVE_TIMEOUT_MS)
+        rating_page.goto(link)
+        expect(rating_page).to_have_url(re.compile(r"/portal/rate/"))
+        rating_page.locator("label.rating-choice", has_text=str(score)).click()
+        rating_page.locator("#comment").fill(comment)
+        rating_page.locator("form button[type=submit]").click()
+        expect(rating_page.locator("[role=status]")).to_be_visible()
+    finally:
+        customer.close()
+    wait_for(lambda: (db.session.rollback(), db.session.scalar(db.select(Rating.score)))[1] == score,
+             message="the rating to be stored")
+    db.session.rollback()

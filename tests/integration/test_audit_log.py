@@ -1,5 +1,7 @@
 """Every settings change leaves an audit entry (who, what, when, before → after) that admins
-browse; secrets never reach it. Workspace settings; agents get a 403 on every settings page."""
+browse; secrets never reach it. Outbound settings too: follow-up rules, label definitions,
+segments and campaigns (create, edit, schedule, launch, pause, resume, cancel). Workspace
+settings; agents get a 403 on every settings page."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from inbox.actions import campaigns as camp
 from inbox.actions.audit import record, scrub
 from inbox.extensions import db
-from inbox.models import AuditEntry, TicketSettings, Workspace, utcnow
+from inbox.models import AuditEntry, Campaign, TicketSettings, Workspace, utcnow
 from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 
 from ..conftest import login
+from .outbound_fixtures import again, make_campaign, make_segment, make_template
 from .ticket_fixtures import admin, contact, fresh  # noqa: F401
 
 NEW_TOKEN = "brand-new-auth-token-9876"
@@ -264,3 +268,143 @@ def test_admins_see_every_settings_section_in_the_navigation(client, admin):
                      "/tickets/settings"):
             assert f'href="{link}"' in html, (url, link)
         assert "SLA & business hours" in html
+
+
+# -- outbound settings: follow-up rules, labels, segments, campaigns (audit page read in French) --
+def in_french(workspace) -> None:
+    db.session.get(Workspace, workspace.id).default_locale = "fr"
+    db.session.commit()
+
+
+def audit_rows(client, group: str) -> list[str]:
+    """The audit table's rows (newest first) for one group of actions, as the admin sees them."""
+    page = client.get("/settings/audit", query_string={"action": group}).get_data(as_text=True)
+    table = page.split('class="table audit-table"', 1)[1].split("</table>", 1)[0]
+    return [" ".join(r.split()) for r in table.split('<tr id="audit-')[1:]]
+
+
+def shows(row: str, field: str, before: str, after: str) -> bool:
+    return f"<dt>{field}</dt> <dd><del>{before}</del> → <ins>{after}</ins>" in row
+
+
+def test_follow_up_rule_changes_are_recorded(client, admin, workspace):
+    template = make_template(workspace)
+    in_french(workspace)
+    login(client, admin)
+    form = {"name": "Relance devis", "trigger": "no_reply", "delay_days": "3", "max_per_conversation": "1",
+            "template_id": str(template.id), "enabled": "1"}
+    assert client.post("/outbound/followups", data=form).status_code == 302
+    [created] = entries("followup.create")
+    assert created.actor_id == admin.id and created.before is None and created.after["delay_days"] == 3
+    client.post(f"/outbound/followups/{created.object_id}", data={**form, "delay_days": "5"})
+    client.post(f"/outbound/followups/{created.object_id}", data={**form, "delay_days": "5"})  # same: not recorded
+    assert client.post("/outbound/followups", data={**form, "delay_days": "0"}).status_code == 422
+    [updated] = entries("followup.update")
+    assert updated.before == {"name": "Relance devis", "delay_days": 3}
+    assert updated.after == {"name": "Relance devis", "delay_days": 5}
+    assert len(entries()) == 2  # the rule, one change; the refused form recorded nothing
+
+    changed, added = audit_rows(client, "followup.")
+    assert "Camille Admin" in changed and "Règle de relance modifiée" in changed
+    assert shows(changed, "Délai (jours)", "3", "5")
+    assert "Règle de relance ajoutée" in added and "Relance devis" in added
+
+
+def test_label_definitions_changes_are_recorded(client, admin, workspace):
+    in_french(workspace)
+    login(client, admin)
+    client.post("/outbound/labels", data={"name": "VIP", "color": "#c81d32"})
+    [created] = entries("label.create")
+    assert created.before is None and created.after == {"name": "VIP", "color": "#c81d32"}
+    client.post(f"/outbound/labels/{created.object_id}", data={"name": "Grands comptes", "color": "#2563EB"})
+    client.post(f"/outbound/labels/{created.object_id}/delete")
+    [updated] = entries("label.update")
+    assert updated.before == {"name": "VIP", "color": "#c81d32"}
+    assert updated.after == {"name": "Grands comptes", "color": "#2563eb"}
+    [deleted] = entries("label.delete")
+    assert deleted.before == {"name": "Grands comptes", "color": "#2563eb"} and deleted.after is None
+
+    removed, renamed, added = audit_rows(client, "label.")
+    assert all("Camille Admin" in r for r in (removed, renamed, added))
+    assert "Étiquette supprimée" in removed and "<del>Grands comptes</del>" in removed
+    assert "Étiquette modifiée" in renamed and shows(renamed, "Nom", "VIP", "Grands comptes")
+    assert shows(renamed, "Couleur", "#c81d32", "#2563eb")
+    assert "Étiquette ajoutée" in added and "<ins>VIP</ins>" in added
+
+
+def test_segment_changes_are_recorded(client, admin, workspace):
+    in_french(workspace)
+    login(client, admin)
+    client.post("/outbound/segments/new", data={"name": "Boulangeries", "company": "boul"})
+    [created] = entries("segment.create")
+    assert created.before is None and created.after["name"] == "Boulangeries"
+    assert created.after["rules"]["company"] == "boul"
+    assert client.post(f"/outbound/segments/{created.object_id}",
+                       data={"name": "Boulangeries de Lyon", "company": "boul"}).status_code == 302
+    client.post(f"/outbound/segments/{created.object_id}/delete")
+    [updated] = entries("segment.update")
+    assert updated.before == {"name": "Boulangeries"} and updated.after == {"name": "Boulangeries de Lyon"}
+    [deleted] = entries("segment.delete")
+    assert deleted.before["name"] == "Boulangeries de Lyon" and deleted.after is None
+
+    removed, renamed, added = audit_rows(client, "segment.")
+    assert all("Camille Admin" in r for r in (removed, renamed, added))
+    assert "Segment supprimé" in removed and "Segment ajouté" in added and "Règles" in added
+    assert "Segment modifié" in renamed and shows(renamed, "Nom", "Boulangeries", "Boulangeries de Lyon")
+
+
+def test_campaign_changes_are_recorded(client, admin, workspace):
+    template, segment = make_template(workspace), make_segment(workspace)
+    in_french(workspace)
+    login(client, admin)
+    form = {"name": "Printemps", "template_id": str(template.id), "segment_id": str(segment.id),
+            "variables": "offer=-20 %", "channel_order": ["sms"]}
+    client.post("/outbound/campaigns/new", data=form)
+    [created] = entries("campaign.create")
+    assert created.actor_id == admin.id and created.before is None and created.after["name"] == "Printemps"
+    cid = created.object_id
+    client.post(f"/outbound/campaigns/{cid}/edit", data={**form, "variables": "offer=-30 %"})
+    [edited] = entries("campaign.update")
+    assert edited.before == {"name": "Printemps", "variables": {"offer": "-20 %"}}
+    assert edited.after == {"name": "Printemps", "variables": {"offer": "-30 %"}}
+    later = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    client.post(f"/outbound/campaigns/{cid}/launch", data={"mode": "later", "send_at": later})
+    [scheduled] = entries("campaign.schedule")
+    assert scheduled.before["status"] == "draft" and scheduled.after["status"] == "scheduled"
+    assert scheduled.before["scheduled_at"] is None and scheduled.after["scheduled_at"]
+    client.post(f"/outbound/campaigns/{cid}/pause")  # scheduled, not sending: refused, nothing recorded
+    assert entries("campaign.pause") == []
+    client.post(f"/outbound/campaigns/{cid}/cancel")
+    [cancelled] = entries("campaign.cancel")
+    assert cancelled.before == {"name": "Printemps", "status": "scheduled"}
+    assert cancelled.after == {"name": "Printemps", "status": "cancelled"}
+
+    rows = audit_rows(client, "campaign.")
+    assert len(rows) == 4 and all("Camille Admin" in r for r in rows)
+    cancel_row, schedule_row, edit_row, create_row = rows
+    assert "Campagne annulée" in cancel_row and shows(cancel_row, "Statut", "scheduled", "cancelled")
+    assert "Campagne programmée" in schedule_row and shows(schedule_row, "Statut", "draft", "scheduled")
+    assert "Campagne modifiée" in edit_row
+    assert shows(edit_row, "Variables", '{"offer": "-20 %"}'.replace('"', "&#34;"),
+                 '{"offer": "-30 %"}'.replace('"', "&#34;"))
+    assert "Campagne ajoutée" in create_row and "Printemps" in create_row
+
+
+def test_campaign_pause_and_resume_are_recorded(client, admin, workspace):
+    campaign = make_campaign(workspace, admin)
+    camp.do_launch_campaign(again(campaign), actor=again(admin))
+    in_french(workspace)
+    login(client, admin)
+    client.post(f"/outbound/campaigns/{campaign.id}/pause")
+    client.post(f"/outbound/campaigns/{campaign.id}/resume")
+    [launched], [paused], [resumed] = entries("campaign.launch"), entries("campaign.pause"), entries("campaign.resume")
+    assert launched.before["status"] == "draft" and launched.after["status"] == "sending"
+    assert paused.before == {"name": "Spring", "status": "sending"} and paused.after["status"] == "paused"
+    assert resumed.before["status"] == "paused" and resumed.after["status"] == "sending"
+    assert db.session.get(Campaign, campaign.id).status in ("sending", "done")
+
+    resume_row, pause_row, launch_row = audit_rows(client, "campaign.")[:3]
+    assert "Camille Admin" in resume_row and "Campagne reprise" in resume_row
+    assert shows(resume_row, "Statut", "paused", "sending")
+    assert "Campagne mise en pause" in pause_row and shows(pause_row, "Statut", "sending", "paused")
+    assert "Campagne lancée" in launch_row

@@ -61,16 +61,10 @@ def test_sse_stream_tells_open_browsers_about_new_messages(app, live_server, age
     def listen():
         with session.get(live_server.url + "/stream", stream=True, timeout=15) as response:
             assert response.headers["Content-Type"].startswith("text/event-stream")
-            name = None
-            for line in response.iter_lines(decode_unicode=True):
-                if line.startswith(": connected"):
-                    connected.set()
-                elif line.startswith("event: "):
-                    name = line.removeprefix("event: ")
-                elif line.startswith("data: ") and name:
-                    events.append((name, json.loads(line.removeprefix("data: "))))
-                    if name.endswith("-message"):
-                        return
+            for name, data in sse_events(response, connected.set):
+                events.append((name, data))
+                if name.endswith("-message"):
+                    return
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
@@ -87,6 +81,18 @@ def test_sse_stream_tells_open_browsers_about_new_messages(app, live_server, age
     message = db.session.scalar(select(Message))
     assert ("conversation-changed", {"conversation_id": message.conversation_id}) in events
     assert (f"contact-{message.contact_id}-message", {"message_id": message.id}) in events
+
+
+def sse_events(response, on_connected):
+    """The (event, data) pairs of an SSE response as the browser's EventSource sees them."""
+    name = None
+    for line in response.iter_lines(decode_unicode=True):
+        if line.startswith(": connected"):
+            on_connected()
+        elif line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: ") and name:
+            yield name, json.loads(line.removeprefix("data: "))
 
 
 def test_stream_requires_login(client):

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from inbox.extensions import db
 from inbox.models import Channel, Contact, Conversation, Message, User, Workspace
+from inbox.search import include_name
 
 
 def test_migrations_build_exactly_the_models_schema(app):
@@ -19,7 +20,7 @@ def test_migrations_build_exactly_the_models_schema(app):
         conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     upgrade()
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": include_name}), db.metadata)
     assert diff == []
 
 

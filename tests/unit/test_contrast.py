@@ -1,6 +1,8 @@
 """Text stays readable: every text / background pair of the design system's custom properties
 (inbox/static/css/app.css) has a WCAG 2.1 contrast ratio of at least 4.5:1 (AA, normal text),
-in the light theme and in the dark one; the focus ring stands out at 3:1 (non-text contrast)."""
+in the light theme and in the dark one; the focus ring stands out at 3:1 (non-text contrast).
+The pages' own style sheets (tickets, reports, portal, CRM, outbound) are held to the same bar
+wherever they hard-code a colour: text with its rule's background, or on every usual surface."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-CSS = Path(__file__).resolve().parents[2] / "inbox" / "static" / "css" / "app.css"
+CSS_DIR = Path(__file__).resolve().parents[2] / "inbox" / "static" / "css"
+CSS = CSS_DIR / "app.css"
+PAGE_SHEETS = ("tickets.css", "reports.css", "portal.css", "crm.css", "outbound.css")
 BACKGROUNDS = ("--bg", "--panel", "--panel-2", "--inbound-bg", "--outbound-bg", "--note-bg")
 # Coloured text (status badges, delivery states, priorities, muted lines) sits on any surface:
 # a list row (panel), its hover (panel-2), the open row (outbound-bg), a message or a note.
@@ -71,3 +75,69 @@ def test_every_text_colour_has_a_contrast_of_4_5_on_its_backgrounds(theme):
 def test_the_focus_ring_stands_out_from_every_surface(theme):
     colours = custom_properties(CSS.read_text())[theme]
     assert min(contrast(colours["--focus"], colours[bg]) for bg in BACKGROUNDS) >= 3.0
+
+
+# -- the pages' style sheets ----------------------------------------------------------------------
+NAMED = {"white": "#ffffff", "black": "#000000"}
+LITERAL = re.compile(r"#[0-9a-fA-F]{6}\b|#[0-9a-fA-F]{3}\b|\b(?:white|black)\b|rgba?\(|hsla?\(")
+
+
+def rules(css: str) -> list[tuple[str, dict[str, str]]]:
+    """(selector, {property: value}) of every innermost rule, comments removed."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    return [(" ".join(selector.split()), {p.strip().lower(): v.strip() for p, v in
+                                         re.findall(r"([\w-]+)\s*:\s*([^;]+)", body)})
+            for selector, body in re.findall(r"([^{}]+)\{([^{}]*)\}", css)]
+
+
+def without_vars(value: str) -> str:
+    """The value with its var(--x, fallback) calls removed: a fallback never shows, app.css defines them all."""
+    while "var(" in value:
+        value = re.sub(r"var\([^()]*\)", "", value)
+    return value
+
+
+def resolve(value: str, colours: dict[str, str]) -> str | None:
+    """A declaration's colour in a theme: a literal, or the custom property it names; None otherwise."""
+    literal = LITERAL.search(without_vars(value))
+    if literal:
+        text = literal.group(0)
+        assert text.startswith("#") or text in NAMED, f"write {value!r} as #rrggbb so it can be checked"
+        return NAMED.get(text, text)
+    named = re.fullmatch(r"var\((--[\w-]+)(?:,[^()]*)?\)", value.strip())
+    return colours.get(named.group(1)) if named else None
+
+
+def text_pairs(theme: str) -> list[tuple[str, str, str, str]]:
+    """(where, what, text colour, background) for each rule of the page sheets that hard-codes
+    a text colour or a background behind declared text."""
+    colours = custom_properties(CSS.read_text())[theme]
+    pairs = []
+    for sheet in PAGE_SHEETS:
+        for selector, props in rules((CSS_DIR / sheet).read_text()):
+            fg_value = props.get("color")
+            bg_value = props.get("background-color") or props.get("background")
+            literal_fg = fg_value is not None and LITERAL.search(without_vars(fg_value))
+            literal_bg = bg_value is not None and LITERAL.search(without_vars(bg_value))
+            if not (literal_fg or (literal_bg and fg_value)):
+                continue  # theme colours only, or a fill without text (bars, previews): nothing to add
+            fg = resolve(fg_value, colours)
+            assert fg, f"{sheet} {selector}: cannot read the colour {fg_value!r}"
+            bg = resolve(bg_value, colours) if bg_value else None
+            surfaces = [(f"its background {bg_value}", bg)] if bg else [(b, colours[b]) for b in BACKGROUNDS]
+            pairs += [(f"{sheet} {selector}", where, fg, colour) for where, colour in surfaces]
+    return pairs
+
+
+def test_the_page_sheets_are_read():
+    found = rules(".a { color: #e3a008; } @media (x) { .b .c { background: #fff; color: var(--text); } }")
+    assert found == [(".a", {"color": "#e3a008"}), (".b .c", {"background": "#fff", "color": "var(--text)"})]
+    assert resolve("var(--muted, #667085)", {"--muted": "#5f6b7a"}) == "#5f6b7a"  # the fallback never shows
+    assert resolve("white", {}) == "#ffffff" and resolve("1px solid var(--border)", {}) is None
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_hard_coded_colours_of_the_page_sheets_have_a_contrast_of_4_5(theme):
+    failures = [f"{rule} on {where}: {contrast(fg, bg):.2f}" for rule, where, fg, bg in text_pairs(theme)
+                if contrast(fg, bg) < 4.5]
+    assert failures == [], f"{theme} theme below 4.5:1"

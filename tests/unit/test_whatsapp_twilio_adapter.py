@@ -294,8 +294,8 @@ def test_an_unknown_template_is_refused_by_twilio(fake):
 def test_a_second_file_that_fails_does_not_resend_the_first(fake, monkeypatch):
     original = fake._create_message
 
-    def create_then_break(account_sid, form):  # the first message goes out, the next request fails
-        created = original(account_sid, form)
+    def create_then_break(account_sid, form, *media):  # the first message goes out, the next request fails
+        created = original(account_sid, form, *media)
         fake.fail_next(status=503, code=20503, message="Service unavailable")
         return created
 

@@ -108,7 +108,11 @@ def bar_chart(*, title: str, desc: str, labels: Sequence[str], series: Sequence[
     every = max(1, math.ceil(n / MAX_X_LABELS))
     x_labels = [Tick(round(left + (i + 0.5) * slot, 2), label) for i, label in enumerate(labels) if i % every == 0]
     steps = round(top_value / step)
-    y_ticks = [Tick(round(bottom - j * step * scale, 2), fmt(_tidy(j * step))) for j in range(steps + 1)]
+    y_ticks: list[Tick] = []
+    for j in range(steps + 1):
+        text = fmt(_tidy(j * step))
+        if not y_ticks or text != y_ticks[-1].text:  # a formatter that rounds (0.25 → "0 %") would repeat labels
+            y_ticks.append(Tick(round(bottom - j * step * scale, 2), text))
     legend = [(SERIES_CLASSES[k % len(SERIES_CLASSES)], s.name) for k, s in enumerate(series)]
     return BarChart(title, desc, width, height, left, top, right, bottom, bars, x_labels, y_ticks, legend)
 

@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 
+from . import get_in_workspace
 from .. import outbox
 from ..errors import ValidationError
 from ..extensions import db
@@ -46,10 +46,7 @@ class Principal:
 
 # -- access ------------------------------------------------------------------------------------
 def access_api_token(token_id: int, user: User) -> ApiToken:
-    token = db.session.get(ApiToken, token_id)
-    if token is None or token.workspace_id != user.workspace_id:
-        abort(404)
-    return token
+    return get_in_workspace(ApiToken, token_id, user.workspace_id)
 
 
 def authenticate(secret: str | None, *, now: datetime | None = None) -> Principal | None:

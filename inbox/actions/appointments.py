@@ -11,10 +11,10 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from flask import abort
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from . import get_in_workspace
 from .. import outbox
 from ..errors import ValidationError
 from ..extensions import db
@@ -30,10 +30,7 @@ REMINDER_AHEAD = timedelta(hours=24)
 
 
 def access_appointment(appointment_id: int, user: User) -> Appointment:
-    appointment = db.session.get(Appointment, appointment_id)
-    if appointment is None or appointment.workspace_id != user.workspace_id:
-        abort(404)
-    return appointment
+    return get_in_workspace(Appointment, appointment_id, user.workspace_id)
 
 
 def check_appointment(starts_at: datetime | None, *, now: datetime) -> datetime:

@@ -18,16 +18,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy import and_, case, exists, func, insert, select, update
 
+from . import get_in_workspace
 from .. import outbox
 from ..errors import ValidationError
 from ..extensions import db
-from ..kinds import ChannelKind, DeliveryStatus, Provider
+from ..kinds import ChannelKind, DeliveryStatus
 from ..models import (
-    Campaign, CampaignRecipient, CampaignStatus, Channel, Consent, ConsentStatus, Contact, ConversationStatus,
+    Campaign, CampaignRecipient, CampaignStatus, Channel, Consent, Contact, ConversationStatus,
     Direction, Message, OutboundTemplate, RecipientState, Segment, SenderKind, User, Workspace, utcnow,
 )
 from ..models.segment import segment_contact_ids
@@ -47,10 +47,7 @@ SENT_STATUSES = (DeliveryStatus.ACCEPTED, DeliveryStatus.SENT, DeliveryStatus.DE
 
 # -- templates ------------------------------------------------------------------------------------
 def access_outbound_template(template_id: int, user: User) -> OutboundTemplate:
-    template = db.session.get(OutboundTemplate, template_id)
-    if template is None or template.workspace_id != user.workspace_id:
-        abort(404)
-    return template
+    return get_in_workspace(OutboundTemplate, template_id, user.workspace_id)
 
 
 def check_template_form(form, *, workspace_id: int, existing: OutboundTemplate | None = None) -> dict:
@@ -131,10 +128,7 @@ def do_set_sending_rules(channel: Channel, *, send_hours: str, daily_limit: str,
 
 # -- campaigns: compose ---------------------------------------------------------------------------
 def access_campaign(campaign_id: int, user: User) -> Campaign:
-    campaign = db.session.get(Campaign, campaign_id)
-    if campaign is None or campaign.workspace_id != user.workspace_id:
-        abort(404)
-    return campaign
+    return get_in_workspace(Campaign, campaign_id, user.workspace_id)
 
 
 def check_campaign_form(form, *, user: User) -> dict:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from flask import abort
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from . import get_in_workspace
 from .. import outbox
 from ..channels.base import ConfigField
 from ..channels.registry import ADAPTERS, is_supported
@@ -19,10 +19,7 @@ from .audit import channel_state, record
 
 
 def access_channel(channel_id: int, user: User) -> Channel:
-    channel = db.session.get(Channel, channel_id)
-    if channel is None or channel.workspace_id != user.workspace_id:
-        abort(404)
-    return channel
+    return get_in_workspace(Channel, channel_id, user.workspace_id)
 
 
 def fields_for(kind: ChannelKind, provider: Provider) -> tuple[ConfigField, ...]:

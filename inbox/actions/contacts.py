@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from . import get_in_workspace
 from .. import outbox
 from ..errors import ValidationError
 from ..extensions import db
@@ -41,12 +42,7 @@ class ClaimOutcome(StrEnum):
 
 # -- access / check ----------------------------------------------------------------------------
 def access_contact(contact_id: int | None, user: User) -> Contact:
-    contact = db.session.get(Contact, contact_id) if contact_id else None
-    if contact is None or contact.workspace_id != user.workspace_id:
-        from flask import abort
-
-        abort(404)
-    return contact
+    return get_in_workspace(Contact, contact_id, user.workspace_id)
 
 
 def check_merge(kept: Contact, other: Contact) -> None:

@@ -8,6 +8,7 @@ from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from . import get_in_workspace
 from .. import outbox, storage
 from ..channels.registry import can_send_text
 from ..extensions import db
@@ -31,17 +32,11 @@ REPLY_LIMITS = {"sms": 1600, "whatsapp": 4096, "whatsapp/meta": 16_384, "telegra
 # -- access ------------------------------------------------------------------------------------
 def access_conversation(conversation_id: int, user: User) -> Conversation:
     """The conversation if the user's workspace owns it; 404 otherwise (existence never leaks)."""
-    conversation = db.session.get(Conversation, conversation_id)
-    if conversation is None or conversation.workspace_id != user.workspace_id:
-        abort(404)
-    return conversation
+    return get_in_workspace(Conversation, conversation_id, user.workspace_id)
 
 
 def access_message(message_id: int, user: User) -> Message:
-    message = db.session.get(Message, message_id)
-    if message is None or message.workspace_id != user.workspace_id:
-        abort(404)
-    return message
+    return get_in_workspace(Message, message_id, user.workspace_id)
 
 
 def access_attachment(attachment_id: int, user: User) -> Attachment:

@@ -13,11 +13,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 
+from . import get_in_workspace
 from .. import outbox
 from ..errors import ValidationError
 from .audit import record, state
@@ -40,10 +40,7 @@ APPOINTMENT_LOOKBACK = timedelta(days=7)  # a survey is not sent for an appointm
 
 # -- rules ----------------------------------------------------------------------------------------
 def access_rule(rule_id: int, user: User) -> FollowUpRule:
-    rule = db.session.get(FollowUpRule, rule_id)
-    if rule is None or rule.workspace_id != user.workspace_id:
-        abort(404)
-    return rule
+    return get_in_workspace(FollowUpRule, rule_id, user.workspace_id)
 
 
 def check_rule_form(form, *, user: User) -> dict:

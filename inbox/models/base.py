@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, String, TypeDecorator
+from sqlalchemy import DateTime, String, TypeDecorator, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -51,3 +51,12 @@ class StrEnumType(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else self.enum_class(value)
+
+
+def seconds_between(later, earlier):
+    """SQL: the seconds from one stored time to another, on SQLite and on PostgreSQL."""
+    from ..extensions import db
+
+    if db.engine.dialect.name == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return func.extract("epoch", later - earlier)

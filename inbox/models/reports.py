@@ -21,7 +21,7 @@ from ..errors import ValidationError
 from ..extensions import db
 from ..kinds import ChannelKind
 from .appointment import Appointment, AppointmentStatus
-from .base import UTCDateTime
+from .base import UTCDateTime, seconds_between
 from .budget import Budget, BudgetPeriod, period_bounds
 from .channel import Channel
 from .contact import Contact
@@ -140,13 +140,6 @@ def _next_bucket(day: date, unit: str) -> date:
 
 def _utc(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tz).astimezone(UTC)
-
-
-def seconds_between(later, earlier):
-    """SQL: the seconds from one stored time to another, on SQLite and on PostgreSQL."""
-    if db.engine.dialect.name == "sqlite":
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-    return func.extract("epoch", later - earlier)
 
 
 def _minutes(seconds) -> int | None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import and_, case, func, literal, or_, select
 
 from ..extensions import db
-from .base import UTCDateTime
+from .base import UTCDateTime, seconds_between
 from .contact import Contact
 from .conversation import Priority
 from .message import Direction, Message, SenderKind
@@ -182,25 +182,27 @@ def ticket_kpis(workspace_id: int, *, now: datetime) -> Kpis:
         ).where(Ticket.workspace_id == workspace_id, active)
     ).one()
     since = now - KPI_WINDOW
+    finished_at = func.coalesce(Ticket.resolved_at, Ticket.closed_at)
+    finished = and_(finished_at.is_not(None), Ticket.resolution_due_at.is_not(None))
+    # Averaged in SQL: the window holds thousands of tickets on a busy workspace, and loading
+    # their timestamps cost the list page ~40 ms.
     recent = db.session.execute(
-        select(Ticket.created_at, Ticket.first_responded_at, Ticket.resolved_at, Ticket.closed_at,
-               Ticket.resolution_due_at)
-        .where(Ticket.workspace_id == workspace_id, Ticket.created_at >= since)
-        .order_by(Ticket.id.desc()).limit(5000)
-    ).all()
-    responses = [(r.first_responded_at - r.created_at) for r in recent if r.first_responded_at]
-    done = [r for r in recent if (r.resolved_at or r.closed_at) and r.resolution_due_at]
-    within = sum(1 for r in done if (r.resolved_at or r.closed_at) <= r.resolution_due_at)
+        select(
+            func.avg(case((Ticket.first_responded_at.is_not(None),
+                           seconds_between(Ticket.first_responded_at, Ticket.created_at)))).label("response_s"),
+            count(finished).label("done"),
+            count(finished, finished_at <= Ticket.resolution_due_at).label("within"),
+        ).where(Ticket.workspace_id == workspace_id, Ticket.created_at >= since)
+    ).one()
     rating = db.session.execute(
         select(func.avg(Rating.score), func.count(Rating.id))
         .where(Rating.workspace_id == workspace_id, Rating.created_at >= since)).one()
     return Kpis(
         unassigned=int(counts.unassigned), open_critical=int(counts.open_critical),
         waiting_over_24h=int(counts.waiting), breached=int(counts.breached), active=int(counts.active),
-        first_response_minutes=(int(sum(responses, timedelta()).total_seconds() / 60 / len(responses))
-                                if responses else None),
-        resolved_within_sla=round(100 * within / len(done)) if done else None,
-        resolved_count=len(done),
+        first_response_minutes=round(float(recent.response_s) / 60) if recent.response_s is not None else None,
+        resolved_within_sla=round(100 * int(recent.within) / int(recent.done)) if recent.done else None,
+        resolved_count=int(recent.done),
         satisfaction=Decimal(str(rating[0])).quantize(Decimal("0.1")) if rating[1] else None,
         ratings_count=int(rating[1]),
     )

@@ -300,3 +300,20 @@ def test_a_new_unassigned_ticket_is_announced_to_the_admins(app, agent, admin, c
     assert [(n.user_id, n.ticket_id) for n in news] == [(admin.id, nobodys.id)]
     [mail] = [m for m in get_mailer().sent if m.to == admin.email]
     assert f"Nouveau ticket non assigné {nobodys.reference} de Élodie Fournier" in mail.subject
+
+
+def test_ticket_kpis_average_response_and_sla_in_the_database(app, agent, contact):
+    """The KPI strip's 30-day figures, computed by SQL on either engine: mean first response over
+    the tickets answered, share resolved within their deadline over those finished."""
+    from inbox.models.ticket_queries import ticket_kpis
+
+    quick, slow, silent = (make_ticket(contact, subject=s, now=T0) for s in ("Rapide", "Lent", "Muet"))
+    quick.first_responded_at, quick.resolved_at = T0 + timedelta(minutes=30), quick.resolution_due_at - timedelta(hours=1)
+    slow.first_responded_at, slow.closed_at = T0 + timedelta(minutes=90), slow.resolution_due_at + timedelta(hours=1)
+    db.session.commit()
+    kpis = ticket_kpis(contact.workspace_id, now=T0 + timedelta(days=2))
+    assert (kpis.first_response_minutes, kpis.resolved_within_sla, kpis.resolved_count) == (60, 50, 2)
+    assert silent.first_responded_at is None
+    # Outside the 30-day window, nothing counts.
+    later = ticket_kpis(contact.workspace_id, now=T0 + timedelta(days=40))
+    assert (later.first_response_minutes, later.resolved_within_sla, later.resolved_count) == (None, None, 0)

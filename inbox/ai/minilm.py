@@ -13,7 +13,7 @@ average (≥ 0.990) from the float32 ones; Banking77 accuracy 94.03 % against 94
 
 Pooling is the model's: mean over tokens, then L2 norm. Text beyond MAX_TOKENS word pieces is
 cut: the intent of a message is in its first lines, and attention costs grow with the square
-of the length.
+of the length. Texts run one at a time (see `encode`); the graph also takes padded batches.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 MAX_TOKENS = 128
-_BATCH = 32
-_CACHE_SIZE = 50_000
+_CACHE_SIZE = 20_000  # vectors of training phrases: 384 floats each, ~30 MB when full
 _LAYERS, _HIDDEN, _HEADS = 6, 384, 12
 
 
@@ -135,8 +134,10 @@ def _int8(model: bytes) -> bytes:
 
 
 class MiniLM:
-    """Encoder for one process. `encode` returns (n, 384) float32 rows of norm 1; phrases seen
-    before come from a cache (training encodes each phrase twice: held-out fit, then full fit)."""
+    """Encoder for one process. `encode` returns (n, 384) float32 rows of norm 1. The phrases of
+    a training (several texts in one call) are kept: a fit encodes each twice (held-out probe,
+    then the full fit) and a retraining mostly the same ones. A single message, what a decision
+    encodes, is not kept: it rarely comes back."""
 
     def __init__(self, model_dir: Path, *, threads: int = 1, quantize: bool = True):
         import onnxruntime
@@ -154,7 +155,7 @@ class MiniLM:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()  # web threads share the cache; ONNX Runtime's run() is thread-safe
+        self._lock = threading.Lock()  # threads share the cache; ONNX Runtime's run() is thread-safe
 
     def encode(self, texts: list[str]) -> np.ndarray:
         found: dict[str, np.ndarray] = {}
@@ -163,27 +164,24 @@ class MiniLM:
                 if text in self._cache:
                     self._cache.move_to_end(text)
                     found[text] = self._cache[text]
-        # Sorted by length, a batch pads little.
-        missing = sorted({text for text in texts if text not in found}, key=len)
-        for start in range(0, len(missing), _BATCH):
-            batch = missing[start:start + _BATCH]
-            found.update(zip(batch, self._run(batch)))
-        with self._lock:
-            for text in missing:
-                self._cache[text] = found[text]
-            while len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+        # One text per run, never a padded batch: int8 dynamic quantization scales activations
+        # per tensor, so a vector computed in a batch would depend on its companions, and the
+        # phrases a workspace trains on must look exactly like the messages it then decides.
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
+        for text in missing:
+            found[text] = self._run(text)
+        if len(texts) > 1:
+            with self._lock:
+                for text in missing:
+                    self._cache[text] = found[text]
+                while len(self._cache) > _CACHE_SIZE:
+                    self._cache.popitem(last=False)
         if not texts:
             return np.zeros((0, _HIDDEN), dtype=np.float32)
         return np.vstack([found[text] for text in texts]).astype(np.float32)
 
-    def _run(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.zeros((len(texts), max(len(e.ids) for e in encodings)), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, encoding in enumerate(encodings):
-            ids[row, :len(encoding.ids)] = encoding.ids
-            mask[row, :len(encoding.ids)] = 1
-        hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-        pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-9)
+    def _run(self, text: str) -> np.ndarray:
+        ids = np.asarray([self._tokenizer.encode(text).ids], dtype=np.int64)
+        hidden = self._session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+        pooled = hidden.mean(axis=0)
+        return pooled / max(float(np.linalg.norm(pooled)), 1e-9)

@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import select
 
 from inbox.actions.conversations import do_assign
-from inbox.demo_sara import seed_sara
 from inbox.extensions import db
 from inbox.models import Channel, Message, SaraDecision, SaraSettings, Ticket, utcnow
 from inbox.orchestrator.delivery import webhook_url
@@ -20,19 +18,9 @@ from inbox.sandbox import twilio_whatsapp as whatsapp_fake
 from inbox.sandbox.twilio import DEMO_AUTH_TOKEN
 
 from ..conftest import PUBLIC_BASE_URL, run_jobs
+from .test_sara import fresh, sara  # noqa: F401  (sara is a fixture)
 
 HOURS_QUESTION = "Quels sont vos horaires ?"
-
-
-@pytest.fixture
-def sara(workspace):
-    seed_sara(workspace)
-    return workspace
-
-
-def fresh():
-    db.session.rollback()
-    db.session.expire_all()
 
 
 def set_channel(channel: Channel, **values) -> None:

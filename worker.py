@@ -3,8 +3,10 @@
     python worker.py
 
 Jobs run in this process (SimpleWorker) inside one app context, each with a fresh
-database session. A background thread relays outbox rows that could not reach Redis
-when they were written, so work promised during a Redis outage is never lost.
+database session, the `ingest` queue (customers' messages to store) before `default`.
+A background thread relays outbox rows that could not reach Redis when they were written,
+and enqueues again inbound webhooks whose job was lost, so work promised during a Redis
+outage is never lost.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from inbox import create_app
-from inbox.broker import DEFAULT_QUEUE, get_queue, redis_client
+from inbox.broker import WORKER_QUEUES, get_queue, redis_client
 from inbox.extensions import db, sqlite_write_intent
 
 log = logging.getLogger("worker")
@@ -24,6 +26,7 @@ RELAY_INTERVAL_SECONDS = 2
 
 
 def relay_forever(app, stop: threading.Event) -> None:
+    from inbox.orchestrator.ingest import requeue_stranded_deliveries
     from inbox.outbox import relay_pending
 
     sqlite_write_intent.set(True)  # this thread's context only
@@ -33,6 +36,9 @@ def relay_forever(app, stop: threading.Event) -> None:
                 relayed = relay_pending()
                 if relayed:
                     log.info("outbox relay: %d entries handed to redis", relayed)
+                requeued = requeue_stranded_deliveries()
+                if requeued:
+                    log.warning("inbound sweep: %d deliveries had lost their job, enqueued again", requeued)
                 from inbox.periodic import enqueue_due
                 enqueue_due()  # periodic ticket jobs (SLA, auto-close…), once per slot across workers
             except Exception:  # keep relaying whatever one round did
@@ -46,7 +52,7 @@ def main() -> None:
     stop = threading.Event()
     threading.Thread(target=relay_forever, args=(app, stop), daemon=True, name="outbox-relay").start()
     with app.app_context():
-        worker = SimpleWorker([get_queue(DEFAULT_QUEUE)], connection=redis_client(),
+        worker = SimpleWorker([get_queue(name) for name in WORKER_QUEUES], connection=redis_client(),
                               serializer=JSONSerializer)
         try:
             worker.work(with_scheduler=True, logging_level=app.config["LOG_LEVEL"])

@@ -14,6 +14,8 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 DEFAULT_QUEUE = "default"
+INGEST_QUEUE = "ingest"  # customers' messages waiting to be stored: taken before anything else
+WORKER_QUEUES = (INGEST_QUEUE, DEFAULT_QUEUE)  # the order a worker takes them in
 log = logging.getLogger(__name__)
 
 

@@ -99,16 +99,26 @@ def _dispatch(entries: list[OutboxEntry]) -> int:
     return len(done)
 
 
+def enqueue_now(func: str, *args, job_id: str, queue: str = "default",
+                retry_intervals: list[int] | None = None, at: datetime | None = None) -> None:
+    """Hand a job to Redis now (raises redis.RedisError): for work whose promise is already
+    committed, as an outbox row or a row of its own such as an inbound delivery."""
+    rq_queue = get_queue(queue)
+    retry = Retry(max=len(retry_intervals), interval=retry_intervals) if retry_intervals else None
+    if at is not None and at > utcnow():
+        rq_queue.enqueue_at(at, func, *args, job_id=job_id, retry=retry)
+    else:
+        with redis_client().pipeline() as pipe:  # one round trip (RQ alone makes two)
+            rq_queue.enqueue(func, *args, job_id=job_id, retry=retry, pipeline=pipe)
+            pipe.execute()
+
+
 def _send(entry: OutboxEntry) -> None:
     if entry.kind == OutboxKind.JOB:
-        intervals = entry.payload.get("retry") or []
-        queue = get_queue(entry.payload.get("queue", "default"))
-        retry = Retry(max=len(intervals), interval=intervals) if intervals else None
         at = datetime.fromisoformat(entry.payload["at"]) if entry.payload.get("at") else None
-        if at is not None and at > utcnow():
-            queue.enqueue_at(at, entry.name, *entry.payload.get("args", []), job_id=entry.job_id, retry=retry)
-        else:
-            queue.enqueue(entry.name, *entry.payload.get("args", []), job_id=entry.job_id, retry=retry)
+        enqueue_now(entry.name, *entry.payload.get("args", []), job_id=entry.job_id,
+                    queue=entry.payload.get("queue", "default"),
+                    retry_intervals=entry.payload.get("retry") or None, at=at)
     else:
         message = json.dumps({"type": entry.name, "data": entry.payload})
         redis_client().publish(workspace_channel(entry.workspace_id), message)

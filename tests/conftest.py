@@ -5,6 +5,7 @@ COCCINELLE_TEST_DB=postgres and TEST_DATABASE_URL are set), a fake Twilio API on
 from __future__ import annotations
 
 import contextvars
+from urllib.parse import urlsplit
 import os
 import threading
 import uuid
@@ -15,12 +16,13 @@ import pytest
 import sqlalchemy as sa
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
+from flask import current_app
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from inbox import create_app
 from inbox.actions.workspace import do_create_channel, do_create_user, do_create_workspace
-from inbox.broker import get_queue, redis_client
+from inbox.broker import INGEST_QUEUE, WORKER_QUEUES, get_queue, redis_client
 from inbox.extensions import db
 from inbox.kinds import ChannelKind, Provider
 from inbox.models import Role
@@ -118,6 +120,7 @@ def app_config(database_url, redis_url, fake_twilio, fake_meta, fake_telegram, f
 @pytest.fixture
 def app(app_config):
     app = create_app(app_config)
+    app.test_client_class = IsolatedClient
     with app.app_context():
         _reset_database()
         redis_client().flushdb()
@@ -135,10 +138,21 @@ def _reset_database() -> None:
 
 class IsolatedClient(FlaskClient):
     """Each request runs in its own app context (own session, own `g`), as in production,
-    instead of sharing the one the test holds open."""
+    instead of sharing the one the test holds open.
+
+    After a POST to a webhook, the `ingest` queue is run as an idle worker would run it at once,
+    so the test sees the stored messages (nothing else queued runs: routing waits for
+    `run_jobs`). Tests of the door itself set `ingests = False` and see only the kept row.
+    """
+
+    ingests = True
 
     def open(self, *args, **kwargs):
-        return contextvars.Context().run(super().open, *args, **kwargs)
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        url = kwargs.get("path") or (args[0] if args and isinstance(args[0], str) else "")
+        if self.ingests and urlsplit(url).path.startswith("/webhooks/") and kwargs.get("method") == "POST":
+            run_ingest()
+        return response
 
 
 @pytest.fixture
@@ -224,13 +238,25 @@ def logged_in(client, agent):
     return client
 
 
-def run_jobs(app) -> int:
+def run_jobs(app, queues: tuple[str, ...] = WORKER_QUEUES) -> int:
     """Run every queued job in this process, like the worker does; returns how many ran."""
-    queue = get_queue()
-    worker = SimpleWorker([queue], connection=redis_client(), serializer=JSONSerializer)
+    worker = SimpleWorker([get_queue(name) for name in queues], connection=redis_client(),
+                          serializer=JSONSerializer)
     before = worker.successful_job_count + worker.failed_job_count
     worker.work(burst=True, with_scheduler=False)
     return worker.successful_job_count + worker.failed_job_count - before
+
+
+def run_ingest() -> None:
+    """Store the webhooks the app kept, as the worker's first queue does (nothing routed yet),
+    in a context of its own like a worker process: the test's session and objects stay as they are."""
+    app = current_app._get_current_object()
+
+    def in_worker() -> None:
+        with app.app_context():
+            run_jobs(app, (INGEST_QUEUE,))
+
+    contextvars.Context().run(in_worker)
 
 
 class LiveServer:

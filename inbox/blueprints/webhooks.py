@@ -1,7 +1,8 @@
-"""Provider webhooks: verify the signature, parse, store once, answer fast.
+"""Provider webhooks: verify the signature, parse, keep, answer fast.
 
 Nothing is stored before the signature is checked; a payload we cannot read gets a 400
-with the reason. Routing and delivery happen in jobs, after the commit.
+with the reason. An inbound webhook is kept as one row and its messages are stored by the
+`ingest` job (one insert per request absorbs bursts); delivery statuses are applied here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..errors import InvalidSignature, MalformedPayload
 from ..extensions import csrf
 from ..models import Channel
 from ..orchestrator.delivery import adapter_for, do_update_delivery, webhook_url
-from ..orchestrator.ingest import do_ingest
+from ..orchestrator.ingest import do_accept_delivery
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -24,12 +25,13 @@ csrf.exempt(bp)  # providers authenticate with signatures, not session cookies
 
 @bp.post("/<provider>/<kind>/<public_id>")
 def inbound(provider: str, kind: str, public_id: str):
+    """Verified and read here (a bad payload gets its 400 now); stored by the ingest job."""
     channel, adapter, req = _verified(provider, kind, public_id)
-    for message in adapter.parse(req):
-        do_ingest(channel, message)
+    worth_keeping = bool(adapter.parse(req))
     if getattr(adapter, "statuses_in_inbound_webhook", False):  # Meta batches both in one POST
-        for update in adapter.parse_status(req):
-            do_update_delivery(channel, update)
+        worth_keeping = bool(adapter.parse_status(req)) or worth_keeping
+    if worth_keeping:
+        do_accept_delivery(channel, req)
     if hasattr(adapter, "call_reply"):  # voice: the answer (TwiML) depends on the call's state
         reply = adapter.call_reply(req, webhook_url(channel))
         return Response(reply.body, status=reply.status, content_type=reply.content_type)

@@ -8,6 +8,7 @@ from .contact import Contact, ContactIdentity
 from .conversation import Conversation, ConversationStatus, Priority
 from .message import Attachment, DeliveryStatus, Direction, Message, SenderKind, WebhookReplay
 from .outbox import OutboxEntry, OutboxKind
+from .inbound import InboundDelivery
 from .user import Availability, Role, User
 from .workspace import Workspace
 from .ticket import (
@@ -38,7 +39,7 @@ __all__ = [
     "Appointment", "AppointmentStatus",
     "Attachment", "Availability", "Channel", "ChannelKind", "Contact", "ContactIdentity",
     "Conversation", "ConversationStatus", "DeliveryStatus", "Direction", "Message",
-    "OutboxEntry", "OutboxKind", "Priority", "Provider", "Role", "SenderKind", "User",
+    "InboundDelivery", "OutboxEntry", "OutboxKind", "Priority", "Provider", "Role", "SenderKind", "User",
     "WebhookReplay", "Workspace", "utcnow",
     # tickets
     "Budget", "BudgetAlert", "BudgetPeriod", "BudgetUse", "Holiday", "Notification",

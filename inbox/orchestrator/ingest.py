@@ -2,25 +2,126 @@
 
 from __future__ import annotations
 
+import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
 
-from sqlalchemy.exc import IntegrityError
-
+import redis
+from rq.job import Job
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.datastructures import Headers, MultiDict
+from werkzeug.formparser import parse_form_data
 
 from .. import outbox, storage
-from ..channels.base import InboundMessage, StatusUpdate
+from ..broker import INGEST_QUEUE, redis_client
+from ..channels.base import InboundMessage, StatusUpdate, WebhookRequest
 from ..extensions import db
 from ..kinds import ChannelKind
 from ..models import (
     Attachment, Channel, Contact, ContactIdentity, Conversation, ConversationStatus,
-    DeliveryStatus, Direction, Message, SenderKind, WebhookReplay, utcnow,
+    DeliveryStatus, Direction, InboundDelivery, Message, SenderKind, WebhookReplay, utcnow,
 )
 
 log = logging.getLogger(__name__)
 PREVIEW_LENGTH = 140
 ROUTE_JOB = "inbox.jobs.route.route_message"
+INGEST_JOB = "inbox.jobs.ingest.ingest_delivery"
+INGEST_RETRY_INTERVALS = [5, 30, 120]  # the database restarting, a deadlock: seconds, not days
+STRANDED_AFTER = timedelta(seconds=60)  # a delivery older than this without a job lost it
+_UNKEPT_HEADERS = {"cookie", "authorization"}  # never needed to read a payload again
+
+
+# --- The door: a verified webhook is kept as sent, its messages are stored by a job ---------
+
+def do_accept_delivery(channel: Channel, request: WebhookRequest) -> int:
+    """Keep a verified, readable webhook and promise its ingestion: one insert, one commit.
+
+    The row is the promise (no outbox row needed): if Redis does not take the job now, the
+    worker's sweep finds the row and enqueues it again.
+    """
+    delivery = InboundDelivery(
+        workspace_id=channel.workspace_id, channel_id=channel.id, url=request.url, body=request.body,
+        headers=[[k, v] for k, v in request.headers.items() if k.lower() not in _UNKEPT_HEADERS])
+    db.session.add(delivery)
+    db.session.flush()
+    delivery_id = delivery.id  # read before the commit expires it
+    db.session.commit()
+    _enqueue_ingest(delivery_id)
+    return delivery_id
+
+
+def ingest_delivery(delivery_id: int) -> None:
+    """Store the messages (and Meta's statuses) of a kept webhook, then forget the webhook.
+
+    Idempotent: a second run finds no row, or finds messages already stored by provider id.
+    """
+    delivery = db.session.get(InboundDelivery, delivery_id)
+    if delivery is None:
+        return
+    channel = delivery.channel
+    from .delivery import adapter_for, do_update_delivery
+
+    adapter = adapter_for(channel)
+    request, arrived_at = delivery_request(delivery), delivery.created_at
+    for message in adapter.parse(request):
+        # A backlog must not reorder a conversation: undated messages are dated at arrival.
+        do_ingest(channel, replace(message, sent_at=message.sent_at or arrived_at))
+    if getattr(adapter, "statuses_in_inbound_webhook", False):  # Meta batches both in one POST
+        for update in adapter.parse_status(request):
+            do_update_delivery(channel, update)
+    db.session.execute(InboundDelivery.__table__.delete().where(InboundDelivery.id == delivery_id))
+    db.session.commit()
+
+
+def requeue_stranded_deliveries(*, min_age: timedelta = STRANDED_AFTER, limit: int = 500) -> int:
+    """Enqueue again the kept webhooks whose job Redis does not have (it was down at the door,
+    or lost its data). A job that failed stays in RQ's failed registry, not re-run from here."""
+    stranded = InboundDelivery.stranded(utcnow() - min_age, limit=limit)
+    if not stranded:
+        return 0
+    pipe = redis_client().pipeline(transaction=False)
+    for delivery in stranded:
+        pipe.exists(Job.key_for(_ingest_job_id(delivery.id)))
+    lost = [d for d, exists in zip(stranded, pipe.execute()) if not exists]
+    for delivery in lost:
+        delivery.attempts += 1
+    db.session.commit()
+    for delivery in lost:
+        _enqueue_ingest(delivery.id)
+    return len(lost)
+
+
+def delivery_request(delivery: InboundDelivery) -> WebhookRequest:
+    """The webhook as the adapter read it at the door, rebuilt from what was kept."""
+    headers = Headers([(k, v) for k, v in delivery.headers])
+    body = delivery.body or b""
+    form: MultiDict = MultiDict()
+    content_type = headers.get("Content-Type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        environ = {"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+                   "CONTENT_TYPE": content_type, "REQUEST_METHOD": "POST"}
+        _stream, form, _files = parse_form_data(environ)
+    query = MultiDict(parse_qsl(urlsplit(delivery.url).query, keep_blank_values=True))
+    return WebhookRequest(url=delivery.url, headers=headers, form=form, body=body, query=query)
+
+
+def _ingest_job_id(delivery_id: int) -> str:
+    return f"ingest-{delivery_id}"
+
+
+def _enqueue_ingest(delivery_id: int) -> None:
+    try:
+        outbox.enqueue_now(INGEST_JOB, delivery_id, job_id=_ingest_job_id(delivery_id), queue=INGEST_QUEUE,
+                           retry_intervals=INGEST_RETRY_INTERVALS)
+    except redis.RedisError as exc:
+        log.warning("inbound delivery %s kept for the sweep: redis unavailable (%s)",
+                    delivery_id, type(exc).__name__)
+
+
+# --- Storing one message ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from inbox.orchestrator.delivery import webhook_url
 from inbox.sandbox.telegram import DEMO_NOTIFICATION_CHAT_ID
 from inbox.sandbox.twilio import DEMO_AUTH_TOKEN, post_signed
 
-from ..conftest import PUBLIC_BASE_URL
+from ..conftest import PUBLIC_BASE_URL, run_ingest
 from ..integration.ticket_fixtures import admin  # noqa: F401
 from .test_live_inbox import log_in
 
@@ -52,6 +52,7 @@ def test_a_missed_call_shows_in_the_thread(page: Page, live_server, admin, twili
     db.session.rollback()
     local = live_server.url + public.removeprefix(PUBLIC_BASE_URL)
     assert post_signed(local, status, auth_token=DEMO_AUTH_TOKEN, signed_url=public).status_code == 200
+    run_ingest()
     conversation_id = db.session.scalar(select(Message.conversation_id))
     db.session.rollback()
     log_in(page, live_server.url, admin)

@@ -15,7 +15,7 @@ from inbox.models import Channel, OutboundTemplate
 from inbox.orchestrator.delivery import webhook_url
 from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, inbound_sms_payload, post_signed
 
-from ..conftest import PUBLIC_BASE_URL, SMS_NUMBER, run_jobs
+from ..conftest import PUBLIC_BASE_URL, SMS_NUMBER, run_ingest, run_jobs
 from ..integration.ticket_fixtures import admin  # noqa: F401
 from .conftest import LIVE_TIMEOUT_MS
 from .test_live_inbox import log_in, open_live_inbox, row_for
@@ -72,6 +72,7 @@ def test_admin_connects_an_sms_channel_and_receives_a_message_on_it(page: Page, 
     response = post_signed(live_server.url + public_url.removeprefix(PUBLIC_BASE_URL), payload,
                            auth_token=DEMO_AUTH_TOKEN, signed_url=public_url)
     assert response.status_code == 200, response.text[:300]
+    run_ingest()  # what the worker does with it
     row = row_for(page, "nouveau numéro")
     expect(row).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     expect(row).to_contain_text(CUSTOMER)

@@ -10,29 +10,47 @@ import requests
 from sqlalchemy import func, select
 
 from inbox import create_app
-from inbox.broker import get_queue
+from inbox.broker import INGEST_QUEUE, get_queue
 from inbox.extensions import db
-from inbox.models import Message, OutboxEntry
+from inbox.jobs.ingest import ingest_delivery
+from inbox.models import InboundDelivery, Message, OutboxEntry
+from inbox.orchestrator.ingest import requeue_stranded_deliveries
 from inbox.orchestrator.delivery import webhook_url
 from inbox.outbox import relay_pending
 from inbox.sandbox import twilio as fake
 from inbox.sandbox.twilio import DEMO_AUTH_TOKEN
 
-from ..conftest import PASSWORD, IsolatedClient
+from ..conftest import PASSWORD, IsolatedClient, run_ingest
 from ..helpers import inbound, signed_post
 
 
-def test_webhook_is_stored_while_redis_is_down_and_relayed_when_it_is_back(app, app_config, sms_channel):
-    down = create_app({**app_config, "REDIS_URL": "redis://127.0.0.1:1/0"})  # nothing listens there
-    down.test_client_class = IsolatedClient
+def redis_down(app_config):
+    return create_app({**app_config, "REDIS_URL": "redis://127.0.0.1:1/0"})  # nothing listens there
 
-    response = signed_post(down.test_client(), sms_channel, inbound(body="Redis est tombé ?"))
+
+def door_client(app) -> IsolatedClient:
+    """A provider posting, with no worker behind: what the webhook alone does."""
+    app.test_client_class = IsolatedClient
+    client = app.test_client()
+    client.ingests = False
+    return client
+
+
+def test_webhook_is_kept_while_redis_is_down_and_stored_and_relayed_when_it_is_back(app, app_config, sms_channel):
+    response = signed_post(door_client(redis_down(app_config)), sms_channel, inbound(body="Redis est tombé ?"))
 
     assert response.status_code == 200  # answered: Twilio will not retry, and need not
     db.session.rollback()
-    db.session.expire_all()
+    kept = db.session.scalar(select(InboundDelivery))
+    assert kept is not None and get_queue(INGEST_QUEUE).count == 0
+    assert requeue_stranded_deliveries() == 0  # younger than a minute: its request may still enqueue it
+
+    with redis_down(app_config).app_context():  # a worker whose Redis is down: the data commits, the work waits
+        ingest_delivery(kept.id)
+    db.session.rollback()  # end the read snapshot: see what the worker committed
     message = db.session.scalar(select(Message))
     assert message.body == "Redis est tombé ?"
+    assert db.session.scalar(select(func.count()).select_from(InboundDelivery)) == 0
     pending = db.session.scalars(select(OutboxEntry.name)).all()
     assert "inbox.jobs.route.route_message" in pending and "conversation-changed" in pending
     assert get_queue().count == 0
@@ -44,10 +62,25 @@ def test_webhook_is_stored_while_redis_is_down_and_relayed_when_it_is_back(app, 
     assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
 
 
+def test_sweep_enqueues_again_a_kept_webhook_whose_job_was_lost(app, app_config, sms_channel):
+    signed_post(door_client(redis_down(app_config)), sms_channel, inbound(body="Perdu ?"))
+    signed_post(door_client(app), sms_channel, inbound(body="Pas perdu"))
+    db.session.rollback()
+    assert get_queue(INGEST_QUEUE).count == 1  # the second one reached Redis
+
+    assert requeue_stranded_deliveries(min_age=timedelta(0)) == 1  # what the worker's relay thread does
+    assert get_queue(INGEST_QUEUE).count == 2
+    run_ingest()
+    db.session.rollback()
+    assert sorted(db.session.scalars(select(Message.body))) == ["Pas perdu", "Perdu ?"]
+    assert requeue_stranded_deliveries(min_age=timedelta(0)) == 0
+
+
 def test_relay_skips_fresh_entries_left_to_the_writer(app, client, sms_channel, app_config):
-    down = create_app({**app_config, "REDIS_URL": "redis://127.0.0.1:1/0"})
-    down.test_client_class = IsolatedClient
-    signed_post(down.test_client(), sms_channel, inbound())
+    down = redis_down(app_config)
+    with down.app_context():
+        signed_post(door_client(down), sms_channel, inbound())
+        ingest_delivery(db.session.scalar(select(InboundDelivery.id)))
     assert relay_pending() == 0  # younger than 5 s: its own request may still be relaying it
 
 
@@ -73,6 +106,7 @@ def test_sse_stream_tells_open_browsers_about_new_messages(app, live_server, age
     public = webhook_url(sms_channel)
     requests.post(live_server.url + public.removeprefix(app.config["PUBLIC_BASE_URL"]), data=params,
                   headers={"X-Twilio-Signature": fake.sign(DEMO_AUTH_TOKEN, public, params)}, timeout=10)
+    run_ingest()  # the worker stores it, then the browsers hear of it
     listener.join(10)
 
     db.session.rollback()

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
+from urllib.parse import parse_qs
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
-from inbox.broker import get_queue
+from inbox.broker import INGEST_QUEUE, get_queue
 from inbox.extensions import db
-from inbox.models import Contact, Conversation, Message, OutboxEntry
+from inbox.jobs.ingest import ingest_delivery
+from inbox.models import Contact, Conversation, InboundDelivery, Message, OutboxEntry
 from inbox.orchestrator.delivery import webhook_url
 from inbox.sandbox import twilio as fake
 from inbox.sandbox.twilio import DEMO_AUTH_TOKEN
 
+from ..conftest import run_ingest
 from ..helpers import inbound, signed_post
 
 
@@ -101,11 +105,54 @@ def test_unknown_channel_is_404(client, sms_channel):
     assert response.status_code == 404
 
 
+def test_the_webhook_keeps_the_request_in_two_statements_and_the_ingest_job_stores_it(app, client, sms_channel):
+    client.ingests = False  # the provider alone: no worker behind it yet
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        client.set_cookie("session", "a-browser-cookie")  # never kept with the request
+        response = signed_post(client, sms_channel, inbound(body="Vite, une réponse"))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+
+    assert response.status_code == 200
+    reads_and_writes = [s for s in statements if not s.startswith("BEGIN")]  # SQLite's explicit BEGIN
+    assert len(reads_and_writes) == 2, statements  # the channel, the kept request (then the commit)
+    kept = db.session.scalar(select(InboundDelivery))
+    assert parse_qs(kept.body.decode())["Body"] == ["Vite, une réponse"]  # as Twilio sent it
+    assert "X-Twilio-Signature" in dict(kept.headers) and "Cookie" not in dict(kept.headers)
+    assert count(Message) == 0 and get_queue(INGEST_QUEUE).job_ids == [f"ingest-{kept.id}"]
+    arrived_at = kept.created_at
+    time.sleep(0.01)
+
+    run_ingest()
+
+    assert count(InboundDelivery) == 0  # (ends the read snapshot too)
+    [message] = db.session.scalars(select(Message))
+    assert message.body == "Vite, une réponse"
+    assert message.created_at == arrived_at  # dated when Twilio delivered it, not when a worker got to it
+    assert get_queue().job_ids == [f"route-{message.id}"]
+
+
 def test_mms_media_are_kept_as_attachments(client, sms_channel):
     params = inbound(body="Voici la photo", media=[("https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM/Media/ME1", "image/jpeg")])
     assert signed_post(client, sms_channel, params).status_code == 200
     message = db.session.scalar(select(Message))
     assert [(a.content_type, a.remote_url.endswith("/ME1")) for a in message.attachments] == [("image/jpeg", True)]
+
+
+def ingest_concurrently(app) -> None:
+    """Every kept webhook ingested at once, by as many workers: they race for the same rows."""
+    ids = list(db.session.scalars(select(InboundDelivery.id)))
+    db.session.rollback()
+
+    def run(delivery_id):
+        with app.app_context():
+            ingest_delivery(delivery_id)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(ids)) as pool:
+        list(pool.map(run, ids))
 
 
 def test_same_webhook_delivered_twenty_times_concurrently_is_stored_once(app, sms_channel, live_server):
@@ -121,6 +168,9 @@ def test_same_webhook_delivered_twenty_times_concurrently_is_stored_once(app, sm
         codes = list(pool.map(deliver, range(20)))
 
     assert codes == [200] * 20
+    assert count(InboundDelivery) == 20 and count(Message) == 0  # kept at the door, stored by workers
+    ingest_concurrently(app)
+    assert count(InboundDelivery) == 0
     assert count(Message) == 1 and count(Contact) == 1 and count(Conversation) == 1
     assert get_queue().count == 1
 
@@ -138,4 +188,5 @@ def test_first_messages_from_a_new_customer_in_parallel_share_one_conversation(a
         codes = list(pool.map(deliver, range(8)))
 
     assert codes == [200] * 8
+    ingest_concurrently(app)
     assert count(Message) == 8 and count(Contact) == 1 and count(Conversation) == 1

@@ -13,6 +13,8 @@ from inbox.extensions import db
 from inbox.models import Channel, Contact, Conversation, Message, User, Workspace
 from inbox.search import include_name
 
+from ..conftest import run_ingest
+
 
 def test_migrations_build_exactly_the_models_schema(app):
     db.drop_all()
@@ -52,6 +54,7 @@ def test_simulate_inbound_posts_a_signed_webhook_to_the_running_app(app, live_se
 
     assert result.exit_code == 0, result.output
     assert "→ 200" in result.output
+    run_ingest()  # what the worker does with it
     db.session.rollback()
     db.session.expire_all()
     message = db.session.scalar(select(Message))
@@ -68,6 +71,7 @@ def test_simulate_inbound_speaks_every_providers_format(app, live_server, reques
     result = app.test_cli_runner().invoke(args=[
         "simulate", "inbound", "--channel", kind, "--name", "Léa Petit", "--text", "Bonjour 👋", "--url", live_server.url])
     assert result.exit_code == 0, result.output
+    run_ingest()
     db.session.rollback()
     db.session.expire_all()
     message = db.session.scalar(select(Message))

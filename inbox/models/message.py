@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, and_, or_, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -100,7 +100,10 @@ class Message(Timestamped, db.Model):
             stmt = stmt.where(cls.id > after_id).order_by(cls.created_at, cls.id)
             return list(db.session.scalars(stmt.limit(limit)))
         if before_id is not None:
-            stmt = stmt.where(cls.id < before_id)
+            # Keyset on the order shown, (created_at, id): an email imported late has a higher id
+            # than messages written after it, and an id-only cursor would skip or repeat it.
+            at = select(cls.created_at).where(cls.id == before_id).scalar_subquery()
+            stmt = stmt.where(or_(cls.created_at < at, and_(cls.created_at == at, cls.id < before_id)))
         stmt = stmt.order_by(cls.created_at.desc(), cls.id.desc()).limit(limit)
         return list(reversed(list(db.session.scalars(stmt))))
 

@@ -31,7 +31,11 @@ class Message(Timestamped, db.Model):
         UniqueConstraint("conversation_id", "idempotency_key"),
         Index("ix_message_contact_created", "contact_id", "created_at", "id"),
         Index("ix_message_conversation_created", "conversation_id", "created_at"),
-        Index("ix_message_ws_created", "workspace_id", "created_at"),  # reports: messages in a date range
+        # Reports read every message of a date range (50,000 in 8 weeks on the bench workspace):
+        # with the columns they group and test on in the index, they never read the message rows
+        # (bodies, HTML, meta) themselves. Also the plain "messages in a date range" index.
+        Index("ix_message_ws_report", "workspace_id", "created_at", "internal", "direction", "sender_kind",
+              "channel_id", "conversation_id", "contact_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -95,6 +95,7 @@ def _fresh_schema(app, how: str) -> float:
         upgrade()
         with db.engine.begin() as conn:  # until the migration adding it exists (idempotent after)
             search.install(conn)
+            search.install(conn, "contact")
         missing = _missing_columns(db)
         if how == "auto" and missing:
             print(f"note: the migrations lag behind the models (missing {', '.join(missing[:5])}"

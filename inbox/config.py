@@ -51,6 +51,9 @@ def load_config(instance_path: Path) -> dict:
         # Seconds to wait after a provider's 429 that gave no Retry-After (Twilio never does).
         "DELIVERY_RATE_LIMIT_DELAY": int(env("DELIVERY_RATE_LIMIT_DELAY", "30")),
         "INBOX_PAGE_SIZE": int(env("INBOX_PAGE_SIZE", "25")),
+        # Messages of a thread shown at once, the latest; "Earlier messages" loads the page before
+        # (Chatwoot loads 20 too). 50 cost half of a 500-message conversation's page (RESULTS §11).
+        "THREAD_PAGE_SIZE": int(env("THREAD_PAGE_SIZE", "20")),
         "LOG_LEVEL": env("LOG_LEVEL", "INFO"),
     }
 

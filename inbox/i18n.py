@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from flask import Flask, current_app, g, has_request_context, request
-from babel.dates import format_timedelta
+from babel.dates import format_timedelta, get_date_format, get_datetime_format, get_time_format, parse_pattern
 from babel.numbers import format_percent
-from flask_babel import format_date, format_datetime, get_locale, get_translations
+from flask_babel import format_date, format_datetime, get_locale, get_timezone, get_translations
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -66,6 +66,37 @@ def _translations():
     return translations
 
 
+_FAST_DATETIME_FORMATS = ("short", "medium")
+
+
+def format_user_datetime(value: datetime | None, fmt: str = "short") -> str:
+    """A date and time in the user's locale and time zone, as flask_babel's format_datetime writes it.
+
+    A thread shows 50 times; flask_babel resolves the locale, the time zone and three patterns on
+    every call (~130 µs each). Here the patterns are parsed once per request, locale and time zone
+    (kept on flask_babel's per-request namespace, like the translations above), then applied the
+    way babel does for a named format: the time and the date formatted apart, then put in the
+    locale's "{1} {0}" frame (~30 µs)."""
+    if not value:
+        return ""
+    ctx = g.get("_flask_babel") if g else None
+    if fmt not in _FAST_DATETIME_FORMATS or ctx is None or babel.date_formats.get(f"datetime.{fmt}"):
+        return format_datetime(value, fmt)
+    locale, tzinfo = get_locale(), get_timezone()
+    cache = getattr(ctx, "coccinelle_datetime_patterns", None)
+    if cache is None:
+        cache = ctx.coccinelle_datetime_patterns = {}
+    key = (str(locale), str(tzinfo), fmt)
+    patterns = cache.get(key)
+    if patterns is None:
+        patterns = cache[key] = (get_datetime_format(fmt, locale=locale).replace("'", ""),
+                                 parse_pattern(get_time_format(fmt, locale=locale)),
+                                 parse_pattern(get_date_format(fmt, locale=locale)))
+    frame, time_pattern, date_pattern = patterns
+    local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(tzinfo)
+    return frame.replace("{0}", time_pattern.apply(local, locale)).replace("{1}", date_pattern.apply(local, locale))
+
+
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.install_gettext_callables(
@@ -76,7 +107,7 @@ def init_app(app: Flask) -> None:
         newstyle=True)
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["ago"] = relative_time
-    app.jinja_env.filters["datetime"] = lambda v, fmt="short": format_datetime(v, fmt) if v else ""
+    app.jinja_env.filters["datetime"] = format_user_datetime
     app.jinja_env.filters["date"] = lambda v, fmt="medium": format_date(v, fmt) if v else ""  # 1 mars 2026 / 1 Mar 2026
     # "75,8 %" / "75.8%": a value already in percent (a budget's use), its decimals kept.
     app.jinja_env.filters["percent"] = lambda v: format_percent(Decimal(str(v or 0)) / 100, locale=get_locale(),

@@ -24,7 +24,6 @@ from .outbound import sidebar_label_counts
 from .portal import send_ticket_attachment as send_stored_file
 
 bp = Blueprint("inbox", __name__)
-THREAD_PAGE = 50
 
 
 @bp.after_request
@@ -67,9 +66,8 @@ def messages(conversation_id: int):
     conv = access_conversation(conversation_id, current_user)
     after, before = request.args.get("after", type=int), request.args.get("before", type=int)
     if before is not None:
-        older = Message.history_of_contact(conv.contact_id, before_id=before, limit=THREAD_PAGE)
-        return render_template("inbox/_older.html", conversation=conv, messages=older,
-                               has_more=len(older) == THREAD_PAGE)
+        older, has_more = _latest_page(conv, before_id=before)
+        return render_template("inbox/_older.html", conversation=conv, messages=older, has_more=has_more)
     new = Message.history_of_contact(conv.contact_id, after_id=after or 0, limit=200)
     if new and conv.unread_count:
         do_mark_read(conv, actor=current_user)
@@ -216,11 +214,11 @@ def _render_page(filters: InboxFilter, *, conversation: Conversation | None):
 
 
 def _thread_context(conv: Conversation, *, agents: list[User] | None = None) -> dict:
-    history = Message.history_of_contact(conv.contact_id, limit=THREAD_PAGE)
+    history, has_more = _latest_page(conv)
     return {
         "conversation": conv,
         "messages": history,
-        "has_more": len(history) == THREAD_PAGE,
+        "has_more": has_more,
         "cursor": max([m.id for m in history], default=0),
         "channels": reply_channels(conv),
         "agents": agents if agents is not None else User.agents_of(conv.workspace_id),
@@ -228,6 +226,14 @@ def _thread_context(conv: Conversation, *, agents: list[User] | None = None) -> 
         "priorities": list(Priority),
         "key": uuid.uuid4().hex,
     }
+
+
+def _latest_page(conv: Conversation, *, before_id: int | None = None) -> tuple[list[Message], bool]:
+    """The contact's latest THREAD_PAGE_SIZE messages (before a message, when scrolling back) and
+    whether earlier ones exist: one more is read, so the button never loads an empty page."""
+    page_size = current_app.config["THREAD_PAGE_SIZE"]
+    history = Message.history_of_contact(conv.contact_id, before_id=before_id, limit=page_size + 1)
+    return history[-page_size:], len(history) > page_size
 
 
 def _render_controls(conv: Conversation):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, and_, or_, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -31,7 +31,11 @@ class Message(Timestamped, db.Model):
         UniqueConstraint("conversation_id", "idempotency_key"),
         Index("ix_message_contact_created", "contact_id", "created_at", "id"),
         Index("ix_message_conversation_created", "conversation_id", "created_at"),
-        Index("ix_message_ws_created", "workspace_id", "created_at"),  # reports: messages in a date range
+        # Reports read every message of a date range (50,000 in 8 weeks on the bench workspace):
+        # with the columns they group and test on in the index, they never read the message rows
+        # (bodies, HTML, meta) themselves. Also the plain "messages in a date range" index.
+        Index("ix_message_ws_report", "workspace_id", "created_at", "internal", "direction", "sender_kind",
+              "channel_id", "conversation_id", "contact_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -100,7 +104,10 @@ class Message(Timestamped, db.Model):
             stmt = stmt.where(cls.id > after_id).order_by(cls.created_at, cls.id)
             return list(db.session.scalars(stmt.limit(limit)))
         if before_id is not None:
-            stmt = stmt.where(cls.id < before_id)
+            # Keyset on the order shown, (created_at, id): an email imported late has a higher id
+            # than messages written after it, and an id-only cursor would skip or repeat it.
+            at = select(cls.created_at).where(cls.id == before_id).scalar_subquery()
+            stmt = stmt.where(or_(cls.created_at < at, and_(cls.created_at == at, cls.id < before_id)))
         stmt = stmt.order_by(cls.created_at.desc(), cls.id.desc()).limit(limit)
         return list(reversed(list(db.session.scalars(stmt))))
 

@@ -12,7 +12,6 @@ from .. import search
 from ..extensions import db
 from ..kinds import ChannelKind
 from .channel import Channel
-from .contact import Contact
 from .label import ConversationLabel, Label
 from .conversation import Conversation, ConversationStatus, Priority
 
@@ -108,16 +107,10 @@ def _filtered(workspace_id: int, f: InboxFilter, user_id: int):
 
 
 def _search(workspace_id: int, q: str):
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    like = f"%{escaped}%"
-    contact_match = select(Contact.id).where(
-        Contact.workspace_id == workspace_id,
-        or_(Contact.name.ilike(like, escape="\\"), Contact.company.ilike(like, escape="\\"),
-            Contact.email.ilike(like, escape="\\"), Contact.phone.ilike(like, escape="\\")),
-    )
-    # Full-text index (FTS5 / tsvector): a LIKE over every message does not scale.
-    message_match = Conversation.id.in_(search.conversations_matching(
-        workspace_id, q, dialect_name=db.session.get_bind().dialect.name))
+    # Full-text indexes (FTS5 / tsvector, trigrams for contacts): a LIKE over every row does not scale.
+    dialect_name = db.session.get_bind().dialect.name
+    contact_match = search.contacts_matching(workspace_id, q, dialect_name=dialect_name)
+    message_match = Conversation.id.in_(search.conversations_matching(workspace_id, q, dialect_name=dialect_name))
     return or_(Conversation.contact_id.in_(contact_match), message_match)
 
 

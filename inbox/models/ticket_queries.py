@@ -10,7 +10,7 @@ from sqlalchemy import and_, case, func, literal, or_, select
 
 from ..extensions import db
 from .base import UTCDateTime, seconds_between
-from .contact import Contact
+from .. import search
 from .conversation import Priority
 from .message import Direction, Message, SenderKind
 from .ticket import (
@@ -114,10 +114,7 @@ def _filtered(workspace_id: int, f: TicketFilter, *, user_id: int, now: datetime
 def _search(workspace_id: int, q: str):
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     like = f"%{escaped}%"
-    contacts = select(Contact.id).where(
-        Contact.workspace_id == workspace_id,
-        or_(Contact.name.ilike(like, escape="\\"), Contact.company.ilike(like, escape="\\"),
-            Contact.email.ilike(like, escape="\\"), Contact.phone.ilike(like, escape="\\")))
+    contacts = search.contacts_matching(workspace_id, q, dialect_name=db.session.get_bind().dialect.name)
     clauses = [Ticket.subject.ilike(like, escape="\\"), Ticket.contact_id.in_(contacts)]
     number = parse_reference(q)
     if number is not None:

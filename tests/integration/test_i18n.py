@@ -73,3 +73,28 @@ def test_dates_percentages_and_money_follow_the_reader_language(client, workspac
     english = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
     assert "€1,234.50" in english and "0%" in english
     assert "May 1, 2026" in client.get("/tickets/settings").get_data(as_text=True)
+
+
+def test_dates_in_threads_read_as_flask_babel_writes_them_in_both_languages_and_time_zones(app, agent, workspace):
+    from datetime import UTC, datetime
+
+    from flask_babel import force_locale, format_datetime, get_timezone, refresh
+    from flask_login import login_user
+
+    from inbox.i18n import format_user_datetime
+
+    moments = [datetime(2026, 11, 3, 12, 5, tzinfo=UTC), datetime(2026, 3, 29, 1, 30, tzinfo=UTC),  # DST night
+               datetime(2026, 7, 3, 23, 59)]  # naive: stored UTC
+    for zone in ("Europe/Paris", "America/Montreal"):
+        workspace.timezone = zone
+        db.session.commit()
+        with app.test_request_context("/"):
+            login_user(agent)
+            refresh()  # the test's app context (and flask_babel's cache) outlives this request
+            assert str(get_timezone()) == zone
+            for locale in ("fr", "en"):
+                with force_locale(locale):
+                    for moment in moments:
+                        for fmt in ("short", "medium"):
+                            assert format_user_datetime(moment, fmt) == format_datetime(moment, fmt), (zone, locale)
+    assert format_user_datetime(None) == ""

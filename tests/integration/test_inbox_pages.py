@@ -97,3 +97,56 @@ def test_inbox_list_query_count_does_not_grow_with_page_size(app, logged_in, cli
     assert len(re.findall(r'id="row-\d+"', html_many)) == 50
     assert few == many, (few, many)
     assert few <= 8
+
+
+def _thread_bodies(html: str) -> list[str]:
+    return re.findall(r'<div class="msg-body">(thread \d+)</div>', html)
+
+
+def test_long_conversation_shows_its_latest_page_and_loads_earlier_ones_in_order(app, logged_in, client,
+                                                                                  sms_channel):
+    app.config["THREAD_PAGE_SIZE"] = 20
+    for i in range(45):
+        signed_post(client, sms_channel, inbound(body=f"thread {i}"))
+    conversation = db.session.scalar(select(Conversation))
+    # An email imported late: its id is the highest, its date puts it between "thread 9" and "thread 10".
+    late = db.session.scalar(select(Message).where(Message.body == "thread 44"))
+    before, after = (db.session.scalar(select(Message.created_at).where(Message.body == b))
+                     for b in ("thread 9", "thread 10"))
+    late.created_at = before + (after - before) / 2
+    db.session.commit()
+    chronological = [f"thread {i}" for i in range(10)] + ["thread 44"] + [f"thread {i}" for i in range(10, 44)]
+
+    html = logged_in.get(f"/inbox/c/{conversation.id}").get_data(as_text=True)
+    shown = _thread_bodies(html)
+    assert shown == chronological[-20:]
+    pages = [shown]
+    while (link := re.search(r'id="older"[^>]*hx-get="([^"]+)"', html)) is not None:
+        html = logged_in.get(link.group(1).replace("&amp;", "&"), headers={"HX-Request": "true"}).get_data(as_text=True)
+        pages.insert(0, _thread_bodies(html))
+    assert [len(p) for p in pages] == [5, 20, 20]  # the last "Earlier messages" was not an empty page
+    assert [body for page in pages for body in page] == chronological
+
+
+def test_conversation_query_count_does_not_grow_with_thread_page_size(app, logged_in, client, sms_channel):
+    for i in range(30):
+        signed_post(client, sms_channel, inbound(body=f"thread {i}"))
+    conversation = db.session.scalar(select(Conversation))
+
+    def queries_for_thread(page_size: int) -> tuple[int, str]:
+        app.config["THREAD_PAGE_SIZE"] = page_size
+        statements = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            response = logged_in.get(f"/inbox/c/{conversation.id}", headers={"HX-Request": "true", "HX-Target": "thread"})
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert response.status_code == 200
+        return len(statements), response.get_data(as_text=True)
+
+    queries_for_thread(5)  # the first opening marks the conversation read (a write)
+    few, html_few = queries_for_thread(5)
+    many, html_many = queries_for_thread(25)
+    assert len(_thread_bodies(html_few)) == 5 and len(_thread_bodies(html_many)) == 25
+    assert few == many, (few, many)

@@ -99,3 +99,38 @@ def test_a_very_common_word_searches_the_most_recent_matches(app, logged_in, cli
         assert "+33670000000" in listed(logged_in, "commande 0")  # a narrower query reaches it
     else:  # the GIN index returns every match
         assert "+33670000000" in html
+
+
+def test_search_finds_contacts_by_any_part_of_their_name_company_email_or_phone(
+        logged_in, client, agent, sms_channel):
+    from inbox.actions.crm import ContactInput, do_update_contact
+    from inbox.models import Contact
+
+    signed_post(client, sms_channel, inbound(sender="+33611112222", body="bonjour"))
+    signed_post(client, sms_channel, inbound(sender="+33699998888", body="bonjour"))
+    other = do_create_workspace("Concurrent", slug="other-contacts")
+    channel = do_create_channel(other, kind=ChannelKind.SMS, provider=Provider.TWILIO, name="SMS",
+                                address="+33799999999",
+                                credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+    signed_post(client, channel, inbound(sender="+33633334444", body="bonjour"))
+    db.session.rollback()
+    contacts = {c.phone: c for c in db.session.scalars(select(Contact))}
+    rows = {phone: f'id="row-{db.session.scalar(select(Conversation.id).where(Conversation.contact_id == c.id))}"'
+            for phone, c in contacts.items()}
+    do_update_contact(contacts["+33611112222"], ContactInput(
+        name="Élodie Martin", company="Boulangerie Dupain", email="elodie@dupain.example", phone="+33611112222"),
+        actor=agent)
+    do_update_contact(contacts["+33633334444"], ContactInput(name="Élodie Martin", phone="+33633334444"),
+                      actor=agent)  # same name, another workspace
+
+    for q in ("lodie", "MARTIN", "élodie martin", "dupain", "@dupain.ex", "1111222", "ti"):
+        html = listed(logged_in, q)
+        assert rows["+33611112222"] in html and rows["+33699998888"] not in html, q
+        assert rows["+33633334444"] not in html, q
+    assert 'id="row-' not in listed(logged_in, "martine")
+
+    do_update_contact(contacts["+33611112222"], ContactInput(name="Chloé Bernard", phone="+33611112222"),
+                      actor=agent)  # the index follows edits
+    assert rows["+33611112222"] not in listed(logged_in, "martin")
+    assert rows["+33611112222"] not in listed(logged_in, "dupain")
+    assert rows["+33611112222"] in listed(logged_in, "bernard")

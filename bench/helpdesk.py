@@ -88,6 +88,7 @@ def main() -> int:
         servers.append(_serve_helpdesk(ports[1], args))
         sides = {"django-helpdesk": _HelpdeskClient(f"http://127.0.0.1:{ports[1]}"),
                  "Coccinelle": _CoccinelleClient(f"http://127.0.0.1:{ports[0]}", url, redis_url)}
+        sides["Coccinelle"].server, sides["django-helpdesk"].server = servers
         for client in sides.values():
             client.login()
         results = _measure(sides, refs, args)
@@ -215,10 +216,17 @@ def _wait_for(process: subprocess.Popen, url: str, name: str) -> subprocess.Pope
 
 # -- the two clients ----------------------------------------------------------------------------------
 class _Client:
+    server: subprocess.Popen
+
     def __init__(self, base: str):
         import requests
 
         self.base, self.http = base, requests.Session()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the gunicorn master and its workers: a figure that other processes
+        on the machine slow down far less than wall-clock time."""
+        return sum(_cpu(pid) for pid in [self.server.pid, *_children(self.server.pid)])
 
     def _get(self, path: str, **kw):
         return self.http.get(self.base + path, timeout=60, **kw)
@@ -349,8 +357,10 @@ def _measure(sides: dict, refs: dict, args) -> list[dict]:
     results = []
     for name, helpdesk_call, coccinelle_call, call in operations:
         samples = {side: [] for side in names}
-        seen = {}
+        seen, cpu = {}, {}
         for i in range(args.warmup + args.runs):
+            if i == args.warmup:
+                cpu = {side: sides[side].cpu_seconds() for side in names}
             order = names if i % 2 == 0 else names[::-1]  # neither side always goes first
             for side in order:
                 started = time.perf_counter()
@@ -359,19 +369,40 @@ def _measure(sides: dict, refs: dict, args) -> list[dict]:
                 if i >= args.warmup:
                     samples[side].append(elapsed)
                 seen.setdefault(side, outcome)
-        stats = {side: summary(values) for side, values in samples.items()}
+        stats = {side: {**summary(values),
+                        "server_cpu_ms": round((sides[side].cpu_seconds() - cpu[side]) * 1000 / args.runs, 2)}
+                 for side, values in samples.items()}
         h, c = stats["django-helpdesk"], stats["Coccinelle"]
         ratio = h["p95_ms"] / c["p95_ms"] if c["p95_ms"] else float("nan")
+        cpu_ratio = h["server_cpu_ms"] / c["server_cpu_ms"] if c["server_cpu_ms"] else float("nan")
         print(f"{name:<18} django-helpdesk p50 {h['p50_ms']:7.1f} p95 {h['p95_ms']:7.1f} ms | Coccinelle p50 "
               f"{c['p50_ms']:6.1f} p95 {c['p95_ms']:6.1f} ms | ratio (p95) {ratio:5.1f}×"
               f"{'' if ratio >= 5 else '  (target ≥ 5×)'}")
+        print(f"{'':<18}   server CPU per request: django-helpdesk {h['server_cpu_ms']:.1f} ms, Coccinelle "
+              f"{c['server_cpu_ms']:.1f} ms, ratio {cpu_ratio:.1f}×")
         if name.startswith(("ticket list", "search")):
             hd_rows, hd_total = seen["django-helpdesk"]
             print(f"{'':<18}   rows shown: django-helpdesk {hd_rows} of {hd_total:,} matching, "
                   f"Coccinelle {seen['Coccinelle'][0]}")
         results.append({"operation": name, "django-helpdesk": {"call": helpdesk_call, **h},
-                        "Coccinelle": {"call": coccinelle_call, **c}, "ratio_p95": round(ratio, 2)})
+                        "Coccinelle": {"call": coccinelle_call, **c}, "ratio_p95": round(ratio, 2),
+                        "ratio_server_cpu": round(cpu_ratio, 2)})
     return results
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _load(values) -> str:

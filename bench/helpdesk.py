@@ -6,11 +6,11 @@ HTTP client, one run; p50 / p95 per operation on each side and the ratio.
 
 django-helpdesk is installed from PyPI (pinned: bench/helpdesk/requirements.txt) into its own
 virtualenv, bench/helpdesk/.venv (gitignored), on first use; the Django project that serves it is
-bench/helpdesk/project/. Its SQLite database (bench/data/helpdesk.db) is migrated, then filled by
+bench/helpdesk/project/. Its SQLite database (bench/data/bench-helpdesk.db) is migrated, then filled by
 bench/helpdesk/project/load.py from Coccinelle's bench workspace (run bench/generate.py first):
 the same tickets with the same ids, their events as follow-ups, one queue, the same staff.
 
-Both apps run under gunicorn with `make run`'s settings (2 workers, gthread, 32 threads) and are
+Both apps run under gunicorn with `make run`'s settings (2 workers, gthread, 32 threads; keep-alive 120 s) and are
 measured in turn, request by request, by one keep-alive HTTP client (requests.Session) logged in
 to each as the same agent through its login form (CSRF token included):
 
@@ -43,7 +43,7 @@ import urllib.request
 from pathlib import Path
 
 from common import (  # noqa: I001
-    AGENT_EMAIL, DATA, PASSWORD, ROOT, SECRET_KEY, WORKSPACE_SLUG, database_url, emit, engine_name,
+    AGENT_EMAIL, PASSWORD, ROOT, SECRET_KEY, WORKSPACE_SLUG, database_url, emit, engine_name,
     exit_on_sigterm, summary, valkey,
 )
 
@@ -51,9 +51,11 @@ HELPDESK = ROOT / "bench" / "helpdesk"
 VENV = HELPDESK / ".venv"
 PROJECT = HELPDESK / "project"
 REQUIREMENTS = HELPDESK / "requirements.txt"
-HELPDESK_DB = DATA / "helpdesk.db"
 KEYWORD = "livraison"
-GUNICORN = ["--worker-class", "gthread", "--timeout", "0", "--graceful-timeout", "2", "--log-level", "warning"]
+# make run's settings, plus a keep-alive longer than the slowest request: the client's idle connection to
+# one side must not be closed while the other side answers (gunicorn's default is 2 s).
+GUNICORN = ["--worker-class", "gthread", "--timeout", "0", "--graceful-timeout", "2", "--keep-alive", "120",
+            "--log-level", "warning"]
 
 
 def main() -> int:
@@ -73,9 +75,10 @@ def main() -> int:
     if not source.exists():
         raise SystemExit(f"no bench workspace at {source}: run bench/generate.py first")
     versions = _helpdesk_venv()
-    _helpdesk_database(source, reload=args.reload)
     refs = _references(url)
-    print(f"side by side: SQLite, {refs['tickets']:,} tickets in Coccinelle, {_helpdesk_count():,} in "
+    target = source.with_name(f"{source.stem}-helpdesk.db")  # bench/data/bench-helpdesk.db by default
+    _helpdesk_database(source, target, tickets=refs["tickets"], reload=args.reload)
+    print(f"side by side: SQLite, {refs['tickets']:,} tickets in Coccinelle, {_helpdesk_count(target):,} in "
           f"django-helpdesk {versions['django-helpdesk']} (Django {versions['django']}); gunicorn "
           f"{args.workers} workers × {args.threads} threads (gthread) each; {args.runs} timed requests "
           f"per operation and side, alternating")
@@ -85,8 +88,8 @@ def main() -> int:
     servers = []
     try:
         servers.append(_serve_coccinelle(url, redis_url, ports[0], args))
-        servers.append(_serve_helpdesk(ports[1], args))
-        sides = {"django-helpdesk": _HelpdeskClient(f"http://127.0.0.1:{ports[1]}"),
+        servers.append(_serve_helpdesk(ports[1], target, args))
+        sides = {"django-helpdesk": _HelpdeskClient(f"http://127.0.0.1:{ports[1]}", target),
                  "Coccinelle": _CoccinelleClient(f"http://127.0.0.1:{ports[0]}", url, redis_url)}
         sides["Coccinelle"].server, sides["django-helpdesk"].server = servers
         for client in sides.values():
@@ -129,31 +132,37 @@ def _helpdesk_venv() -> dict:
     return {"django": out[0], "django-helpdesk": out[1]}
 
 
-def _helpdesk_env() -> dict:
-    return {**os.environ, "HELPDESK_BENCH_DB": str(HELPDESK_DB), "DJANGO_SETTINGS_MODULE": "benchdesk.settings",
+def _helpdesk_env(database: Path) -> dict:
+    return {**os.environ, "HELPDESK_BENCH_DB": str(database), "DJANGO_SETTINGS_MODULE": "benchdesk.settings",
             "PYTHONPATH": str(PROJECT)}
 
 
-def _helpdesk_database(source: Path, *, reload: bool) -> None:
-    """Migrated and loaded once; --reload starts again from Coccinelle's current workspace."""
-    if HELPDESK_DB.exists() and not reload:
-        return
+def _helpdesk_database(source: Path, database: Path, *, tickets: int, reload: bool) -> None:
+    """Migrated and loaded once, again with --reload or when the ticket counts differ (a new
+    workspace: this bench adds as many tickets to each side)."""
+    if database.exists() and not reload:
+        if _helpdesk_count(database) == tickets:
+            return
+        print(f"django-helpdesk holds {_helpdesk_count(database):,} tickets, Coccinelle {tickets:,}: reloading")
     for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{HELPDESK_DB}{suffix}").unlink(missing_ok=True)
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
     python = str(VENV / "bin" / "python")
     started = time.perf_counter()
-    subprocess.run([python, "manage.py", "migrate", "--verbosity", "0"], cwd=PROJECT, env=_helpdesk_env(),
+    subprocess.run([python, "manage.py", "migrate", "--verbosity", "0"], cwd=PROJECT, env=_helpdesk_env(database),
                    check=True)
     print(f"django-helpdesk migrated in {time.perf_counter() - started:.1f} s")
     subprocess.run([python, "load.py", "--source", str(source), "--workspace", WORKSPACE_SLUG,
-                    "--password", PASSWORD], cwd=PROJECT, env=_helpdesk_env(), check=True)
+                    "--password", PASSWORD], cwd=PROJECT, env=_helpdesk_env(database), check=True)
 
 
-def _helpdesk_count() -> int:
+def _helpdesk_count(database: Path) -> int:
     import sqlite3
 
-    with sqlite3.connect(f"file:{HELPDESK_DB}?mode=ro", uri=True) as conn:
-        return conn.execute("SELECT count(*) FROM helpdesk_ticket").fetchone()[0]
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT count(*) FROM helpdesk_ticket").fetchone()[0]
+    except sqlite3.Error:  # not migrated, or an interrupted load
+        return -1
 
 
 def _references(url: str) -> dict:
@@ -191,12 +200,12 @@ def _serve_coccinelle(url: str, redis_url: str, port: int, args) -> subprocess.P
     return _wait_for(process, base + "/login", "Coccinelle")
 
 
-def _serve_helpdesk(port: int, args) -> subprocess.Popen:
+def _serve_helpdesk(port: int, database: Path, args) -> subprocess.Popen:
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [str(VENV / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
          "--threads", str(args.threads), *GUNICORN, "benchdesk.wsgi:application"], cwd=PROJECT,
-        env=_helpdesk_env())
+        env=_helpdesk_env(database))
     return _wait_for(process, base + "/login/", "django-helpdesk")
 
 
@@ -239,11 +248,11 @@ class _Client:
 
 
 class _HelpdeskClient(_Client):
-    def __init__(self, base: str):
+    def __init__(self, base: str, database: Path):
         import sqlite3
 
         super().__init__(base)
-        with sqlite3.connect(f"file:{HELPDESK_DB}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
             self.queue = conn.execute("SELECT id FROM helpdesk_queue ORDER BY id").fetchone()[0]
 
     def login(self) -> None:

@@ -54,7 +54,7 @@ TEMPLATES = [{
 
 DATABASES = {"default": {
     "ENGINE": "django.db.backends.sqlite3",
-    "NAME": os.environ.get("HELPDESK_BENCH_DB", str(DATA / "helpdesk.db")),
+    "NAME": os.environ.get("HELPDESK_BENCH_DB", str(DATA / "bench-helpdesk.db")),
 }}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 SITE_ID = 1

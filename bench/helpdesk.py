@@ -16,6 +16,8 @@ to each as the same agent through its login form (CSRF token included):
 
   ticket list   django-helpdesk's data call (datatables_ticket_list, newest first, 25 rows) vs
                 Coccinelle's /tickets page (25 rows, HTML, the KPI strip included)
+  list, JSON    the same data call vs Coccinelle's GET /api/tickets?status=active (25, bearer token):
+                JSON against JSON, no page around it
   ticket page   /tickets/<id>/ vs /tickets/<id>, the same ids on both sides
   search        the list's keyword search on every status: the data call with the search string
                 vs /tickets?status=any&q=…
@@ -279,6 +281,8 @@ class _HelpdeskClient(_Client):
         data = self._check(self._get(self._datatables()), 200, "django-helpdesk list").json()
         return len(data["data"]), data["recordsFiltered"]
 
+    ticket_list_json = ticket_list  # the data call is already JSON
+
     def ticket_page(self, ticket_id: int):
         self._check(self._get(f"/tickets/{ticket_id}/"), 200, "django-helpdesk ticket page")
 
@@ -310,6 +314,11 @@ class _CoccinelleClient(_Client):
     def ticket_list(self):
         html = self._check(self._get("/tickets"), 200, "Coccinelle list").text
         return html.count('data-ticket-id="'), None
+
+    def ticket_list_json(self):
+        data = self._check(self._get("/api/tickets?status=active&limit=25",
+                                     headers={"Authorization": f"Bearer {self.bearer}"}), 200, "Coccinelle API list")
+        return len(data.json()["tickets"]), None
 
     def ticket_page(self, ticket_id: int):
         self._check(self._get(f"/tickets/{ticket_id}"), 200, "Coccinelle ticket page")
@@ -355,6 +364,8 @@ def _measure(sides: dict, refs: dict, args) -> list[dict]:
     operations = [
         ("ticket list", "datatables data call (25, newest first)", "/tickets (25 rows, KPIs)",
          lambda c, i: c.ticket_list()),
+        ("ticket list, JSON", "datatables data call (25, newest first)", "GET /api/tickets?status=active (25)",
+         lambda c, i: c.ticket_list_json()),
         ("ticket page", "/tickets/<id>/", "/tickets/<id>", lambda c, i: c.ticket_page(ids[i % len(ids)])),
         (f"search '{KEYWORD}'", "data call, search string", "/tickets?status=any&q=",
          lambda c, i: c.search(KEYWORD)),

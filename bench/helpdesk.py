@@ -72,7 +72,8 @@ def main() -> int:
     exit_on_sigterm()
     url = database_url()
     if engine_name(url) != "sqlite":
-        raise SystemExit("bench/helpdesk.py compares on SQLite only (unset DATABASE_URL)")
+        print("helpdesk: skipped, the comparison runs on SQLite only (unset DATABASE_URL)")
+        return 0  # `make bench` on PostgreSQL goes on
     source = Path(url.removeprefix("sqlite:///"))
     if not source.exists():
         raise SystemExit(f"no bench workspace at {source}: run bench/generate.py first")

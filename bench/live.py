@@ -35,6 +35,7 @@ from common import (  # noqa: I001
     exit_on_sigterm, make_app, summary, valkey,
 )
 from ingest import _free_port, _gunicorn
+from worker import _fake_twilio
 
 OBSERVER = """
 window.__seen = {};
@@ -61,12 +62,14 @@ def main() -> int:
     app = make_app(url, REDIS_URL=redis_url, PUBLIC_BASE_URL=base)
     with app.app_context():
         path, sign = _signer(app)
+    fake, fake_url = _fake_twilio()  # where Sara's replies go
     server = _gunicorn(url, redis_url, base, port, 2, args.threads)
-    worker = _worker(url, redis_url, base)
-    _warm_up(app, base, path, sign)
+    worker = _worker(url, redis_url, base, fake_url)
     results = {}
-    print(f"live: {engine_name(url)}, gunicorn 2 workers × {args.threads} threads, {args.messages} messages")
+    print(f"live: {engine_name(url)}, gunicorn 2 workers × {args.threads} threads, 1 worker.py, "
+          f"{args.messages} messages")
     try:
+        _warm_up(app, base, path, sign)
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as pw:
@@ -80,16 +83,16 @@ def main() -> int:
                       f"  webhooks unanswered {r['webhooks_unanswered']}")
             browser.close()
     finally:
-        for process in (server, worker):
+        for process in (server, worker, fake):
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=20)
     emit("live", {"engine": engine_name(url), "threads": args.threads, "results": results}, json_path=args.json)
     return 0
 
 
-def _worker(url: str, redis_url: str, base: str) -> subprocess.Popen:
+def _worker(url: str, redis_url: str, base: str, fake_url: str) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET_KEY,
-           "PUBLIC_BASE_URL": base, "LOG_LEVEL": "WARNING"}
+           "PUBLIC_BASE_URL": base, "TWILIO_API_BASE_URL": fake_url, "LOG_LEVEL": "WARNING"}
     return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env)
 
 

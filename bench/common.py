@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -88,3 +89,11 @@ def exit_on_sigterm() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def fake_twilio():
+    """The fake Twilio API in a process of its own: (process, base URL)."""
+    code = ("import sys, time; from inbox.sandbox.twilio_whatsapp import FakeTwilioWhatsApp; "
+            "f = FakeTwilioWhatsApp().start(); print(f.base_url, flush=True); time.sleep(10**6)")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    return process, process.stdout.readline().strip()

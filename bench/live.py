@@ -32,10 +32,9 @@ from sqlalchemy import select
 
 from common import (  # noqa: I001
     AGENT_EMAIL, PASSWORD, ROOT, SECRET_KEY, WORKSPACE_SLUG, database_url, emit, engine_name,
-    exit_on_sigterm, make_app, summary, valkey,
+    exit_on_sigterm, fake_twilio, make_app, summary, valkey,
 )
 from ingest import _free_port, _gunicorn
-from worker import _fake_twilio
 
 OBSERVER = """
 window.__seen = {};
@@ -62,7 +61,7 @@ def main() -> int:
     app = make_app(url, REDIS_URL=redis_url, PUBLIC_BASE_URL=base)
     with app.app_context():
         path, sign = _signer(app)
-    fake, fake_url = _fake_twilio()  # where Sara's replies go
+    fake, fake_url = fake_twilio()  # where Sara's replies go
     server = _gunicorn(url, redis_url, base, port, 2, args.threads)
     worker = _worker(url, redis_url, base, fake_url)
     results = {}
@@ -85,7 +84,11 @@ def main() -> int:
     finally:
         for process in (server, worker, fake):
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=20)
+        for process in (server, worker, fake):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # RQ's warm shutdown waits for a routing job
+                process.kill()
     emit("live", {"engine": engine_name(url), "threads": args.threads, "results": results}, json_path=args.json)
     return 0
 

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from common import (  # noqa: I001
     ROOT, SECRET_KEY, WORKSPACE_SLUG, database_url, emit, engine_name, exit_on_sigterm,
-    make_app, summary, valkey,
+    fake_twilio, make_app, summary, valkey,
 )
 
 ROUTE_TEXTS = ["Bonjour, je voudrais annuler mon rendez-vous de demain", "OUI", "Ma facture est fausse, "
@@ -38,7 +38,7 @@ def main() -> int:
     args = parser.parse_args()
     exit_on_sigterm()
     url, redis_url = database_url(), valkey()
-    fake, fake_url = _fake_twilio()
+    fake, fake_url = fake_twilio()
     try:
         app = make_app(url, REDIS_URL=redis_url, TWILIO_API_BASE_URL=fake_url, PUBLIC_BASE_URL="http://bench.test")
         print(f"worker: {engine_name(url)}, fake Twilio at {fake_url}")
@@ -55,13 +55,6 @@ def main() -> int:
         fake.terminate()
     emit("worker", {"engine": engine_name(url), "routing": routing, "sends": sends}, json_path=args.json)
     return 0
-
-
-def _fake_twilio():
-    code = ("import sys, time; from inbox.sandbox.twilio_whatsapp import FakeTwilioWhatsApp; "
-            "f = FakeTwilioWhatsApp().start(); print(f.base_url, flush=True); time.sleep(10**6)")
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    return process, process.stdout.readline().strip()
 
 
 def _context(app):

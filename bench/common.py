@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -97,3 +98,15 @@ def fake_twilio():
             "f = FakeTwilioWhatsApp().start(); print(f.base_url, flush=True); time.sleep(10**6)")
     process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     return process, process.stdout.readline().strip()
+
+
+def stop_processes(processes) -> None:
+    """SIGTERM to all, then wait; kill what is still there after 20 s (RQ's warm shutdown waits
+    for the job it is running)."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -36,7 +36,6 @@ import json
 import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from pathlib import Path
 
 from common import (  # noqa: I001
     AGENT_EMAIL, PASSWORD, ROOT, SECRET_KEY, WORKSPACE_SLUG, database_url, emit, engine_name,
-    exit_on_sigterm, summary, valkey,
+    exit_on_sigterm, stop_processes, summary, valkey,
 )
 
 HELPDESK = ROOT / "bench" / "helpdesk"
@@ -99,13 +98,7 @@ def main() -> int:
             client.login()
         results = _measure(sides, refs, args)
     finally:
-        for server in servers:
-            server.send_signal(signal.SIGTERM)
-        for server in servers:
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_processes(servers)
     load_after = os.getloadavg()
     print(f"load average before {_load(load_before)}, after {_load(load_after)} "
           f"({os.cpu_count()} CPUs)")

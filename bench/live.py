@@ -19,7 +19,6 @@ import argparse
 import http.client
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from sqlalchemy import select
 
 from common import (  # noqa: I001
     AGENT_EMAIL, PASSWORD, ROOT, SECRET_KEY, WORKSPACE_SLUG, database_url, emit, engine_name,
-    exit_on_sigterm, fake_twilio, make_app, summary, valkey,
+    exit_on_sigterm, fake_twilio, make_app, stop_processes, summary, valkey,
 )
 from ingest import _free_port, _gunicorn
 
@@ -82,13 +81,7 @@ def main() -> int:
                       f"  webhooks unanswered {r['webhooks_unanswered']}")
             browser.close()
     finally:
-        for process in (server, worker, fake):
-            process.send_signal(signal.SIGTERM)
-        for process in (server, worker, fake):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:  # RQ's warm shutdown waits for a routing job
-                process.kill()
+        stop_processes([server, worker, fake])
     emit("live", {"engine": engine_name(url), "threads": args.threads, "results": results}, json_path=args.json)
     return 0
 

@@ -47,6 +47,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=32, help="gthread threads per worker (make run: 32)")
+    parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"),
+                        help="gthread as `make run`; sync as the issue's reference hello figure")
     parser.add_argument("--requests", type=int, default=40_000, help="distinct signed webhooks prepared")
     parser.add_argument("--python-client", action="store_true", help="use the Python load generator")
     parser.add_argument("--drain-workers", type=int, default=2, help="worker processes storing kept webhooks")
@@ -71,9 +73,9 @@ def main() -> int:
     requests_ = requests_[:-1000]
     with app.app_context():
         kept_before = _count("InboundDelivery")
-    print(f"ingest: {engine_name(url)}, gunicorn {args.workers} workers × {args.threads} threads, "
+    print(f"ingest: {engine_name(url)}, gunicorn {args.workers} {args.worker_class} workers" + (f" × {args.threads} threads" if args.worker_class == "gthread" else "") + ", "
           f"{args.connections} connections, {args.duration}s each, load generator: {tool}")
-    server = _gunicorn(url, redis_url, base, port, args.workers, args.threads)
+    server = _gunicorn(url, redis_url, base, port, args.workers, args.threads, args.worker_class)
     try:
         run = _wrk if tool == "wrk" else _python_load
         hello = run(base + HELLO_PATH, None, args)
@@ -237,11 +239,11 @@ def _signed_webhooks(app, base: str, n: int) -> tuple[str, list[tuple[str, str]]
     return url.removeprefix(base), out
 
 
-def _gunicorn(url: str, redis_url: str, base: str, port: int, workers: int, threads: int):
+def _gunicorn(url: str, redis_url: str, base: str, port: int, workers: int, threads: int, worker_class: str):
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET_KEY,
            "PUBLIC_BASE_URL": base, "LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", worker_class,
          "--workers", str(workers), "--threads", str(threads), "--timeout", "0", "--graceful-timeout", "2",
          "--log-level", "warning", "--pythonpath", str(ROOT / "bench"), "ingest_app:application"],
         cwd=ROOT, env=env)

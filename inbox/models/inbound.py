@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, Text, select
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -26,9 +26,15 @@ class InboundDelivery(Timestamped, db.Model):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     attempts: Mapped[int] = mapped_column(default=0)  # times the worker's sweep enqueued it again
 
-    channel = relationship("Channel", lazy="joined")
+    channel = relationship("Channel")
 
     @classmethod
-    def stranded(cls, older_than, *, limit: int) -> list[InboundDelivery]:
-        stmt = select(cls).where(cls.created_at < older_than).order_by(cls.id).limit(limit)
+    def stranded_ids(cls, older_than, *, limit: int) -> list[int]:
+        """Ids only: the sweep runs every few seconds, and during a backlog these rows are many
+        and carry their bodies."""
+        stmt = select(cls.id).where(cls.created_at < older_than).order_by(cls.id).limit(limit)
         return list(db.session.scalars(stmt))
+
+    @classmethod
+    def count_attempt(cls, ids: list[int]) -> None:
+        db.session.execute(update(cls).where(cls.id.in_(ids)).values(attempts=cls.attempts + 1))

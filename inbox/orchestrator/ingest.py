@@ -12,6 +12,7 @@ import redis
 from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import Headers, MultiDict
 from werkzeug.formparser import parse_form_data
 
@@ -58,7 +59,7 @@ def ingest_delivery(delivery_id: int) -> None:
 
     Idempotent: a second run finds no row, or finds messages already stored by provider id.
     """
-    delivery = db.session.get(InboundDelivery, delivery_id)
+    delivery = db.session.get(InboundDelivery, delivery_id, options=[joinedload(InboundDelivery.channel)])
     if delivery is None:
         return
     channel = delivery.channel
@@ -79,18 +80,18 @@ def ingest_delivery(delivery_id: int) -> None:
 def requeue_stranded_deliveries(*, min_age: timedelta = STRANDED_AFTER, limit: int = 500) -> int:
     """Enqueue again the kept webhooks whose job Redis does not have (it was down at the door,
     or lost its data). A job that failed stays in RQ's failed registry, not re-run from here."""
-    stranded = InboundDelivery.stranded(utcnow() - min_age, limit=limit)
+    stranded = InboundDelivery.stranded_ids(utcnow() - min_age, limit=limit)
     if not stranded:
         return 0
     pipe = redis_client().pipeline(transaction=False)
-    for delivery in stranded:
-        pipe.exists(Job.key_for(_ingest_job_id(delivery.id)))
-    lost = [d for d, exists in zip(stranded, pipe.execute()) if not exists]
-    for delivery in lost:
-        delivery.attempts += 1
-    db.session.commit()
-    for delivery in lost:
-        _enqueue_ingest(delivery.id)
+    for delivery_id in stranded:
+        pipe.exists(Job.key_for(_ingest_job_id(delivery_id)))
+    lost = [i for i, exists in zip(stranded, pipe.execute()) if not exists]
+    if lost:
+        InboundDelivery.count_attempt(lost)
+        db.session.commit()
+    for delivery_id in lost:
+        _enqueue_ingest(delivery_id)
     return len(lost)
 
 

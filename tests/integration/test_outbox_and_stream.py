@@ -70,6 +70,7 @@ def test_sweep_enqueues_again_a_kept_webhook_whose_job_was_lost(app, app_config,
 
     assert requeue_stranded_deliveries(min_age=timedelta(0)) == 1  # what the worker's relay thread does
     assert get_queue(INGEST_QUEUE).count == 2
+    assert sorted(db.session.scalars(select(InboundDelivery.attempts))) == [0, 1]  # only the lost one
     run_ingest()
     db.session.rollback()
     assert sorted(db.session.scalars(select(Message.body))) == ["Pas perdu", "Perdu ?"]

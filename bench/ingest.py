@@ -239,7 +239,8 @@ def _signed_webhooks(app, base: str, n: int) -> tuple[str, list[tuple[str, str]]
     return url.removeprefix(base), out
 
 
-def _gunicorn(url: str, redis_url: str, base: str, port: int, workers: int, threads: int, worker_class: str):
+def _gunicorn(url: str, redis_url: str, base: str, port: int, workers: int, threads: int,
+              worker_class: str = "gthread"):
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET_KEY,
            "PUBLIC_BASE_URL": base, "LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(

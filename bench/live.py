@@ -61,12 +61,13 @@ def main() -> int:
     with app.app_context():
         path, sign = _signer(app)
     fake, fake_url = fake_twilio()  # where Sara's replies go
-    server = _gunicorn(url, redis_url, base, port, 2, args.threads)
-    worker = _worker(url, redis_url, base, fake_url)
+    started = [fake]
     results = {}
-    print(f"live: {engine_name(url)}, gunicorn 2 workers × {args.threads} threads, 1 worker.py, "
-          f"{args.messages} messages")
     try:
+        started.append(_gunicorn(url, redis_url, base, port, 2, args.threads))
+        started.append(_worker(url, redis_url, base, fake_url))
+        print(f"live: {engine_name(url)}, gunicorn 2 workers × {args.threads} threads, 1 worker.py, "
+              f"{args.messages} messages")
         _warm_up(app, base, path, sign)
         from playwright.sync_api import sync_playwright
 
@@ -81,7 +82,7 @@ def main() -> int:
                       f"  webhooks unanswered {r['webhooks_unanswered']}")
             browser.close()
     finally:
-        stop_processes([server, worker, fake])
+        stop_processes(started)
     emit("live", {"engine": engine_name(url), "threads": args.threads, "results": results}, json_path=args.json)
     return 0
 

@@ -1,9 +1,12 @@
 """The RQ worker (JSON serializer, with its scheduler) plus the outbox relay.
 
-    python worker.py
+    python worker.py                  # every queue, in priority order: ingest, default, background
+    python worker.py ingest default   # a worker kept for customers' messages and replies
 
 Jobs run in this process (SimpleWorker) inside one app context, each with a fresh
-database session, the `ingest` queue (customers' messages to store) before `default`.
+database session; a worker takes its queues in the order given: the `ingest` queue
+(customers' messages to store), then `default` (routing, replies, sends), then `background`
+(periodic sweeps, campaigns).
 A background thread relays outbox rows that could not reach Redis when they were written,
 and enqueues again inbound webhooks whose job was lost, so work promised during a Redis
 outage is never lost.
@@ -12,6 +15,7 @@ outage is never lost.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 from rq import SimpleWorker
@@ -47,12 +51,20 @@ def relay_forever(app, stop: threading.Event) -> None:
                 db.session.remove()
 
 
-def main() -> None:
+def queues_from(argv: list[str]) -> tuple[str, ...]:
+    unknown = [name for name in argv if name not in WORKER_QUEUES]
+    if unknown:
+        raise SystemExit(f"unknown queue {', '.join(unknown)}: choose among {', '.join(WORKER_QUEUES)}")
+    return tuple(argv) or WORKER_QUEUES
+
+
+def main(argv: list[str]) -> None:
+    queues = queues_from(argv)
     app = create_app()
     stop = threading.Event()
     threading.Thread(target=relay_forever, args=(app, stop), daemon=True, name="outbox-relay").start()
     with app.app_context():
-        worker = SimpleWorker([get_queue(name) for name in WORKER_QUEUES], connection=redis_client(),
+        worker = SimpleWorker([get_queue(name) for name in queues], connection=redis_client(),
                               serializer=JSONSerializer)
         try:
             worker.work(with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
@@ -61,4 +73,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

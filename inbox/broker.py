@@ -13,9 +13,10 @@ from flask import Flask, current_app
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-DEFAULT_QUEUE = "default"
+DEFAULT_QUEUE = "default"  # routing, replies, sends, notifications: someone is waiting
 INGEST_QUEUE = "ingest"  # customers' messages waiting to be stored: taken before anything else
-WORKER_QUEUES = (INGEST_QUEUE, DEFAULT_QUEUE)  # the order a worker takes them in
+BACKGROUND_QUEUE = "background"  # periodic sweeps, campaigns: can wait seconds, taken last
+WORKER_QUEUES = (INGEST_QUEUE, DEFAULT_QUEUE, BACKGROUND_QUEUE)  # the order a worker takes them in
 log = logging.getLogger(__name__)
 
 

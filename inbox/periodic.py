@@ -3,7 +3,9 @@ seconds; each job is enqueued once per time slot, whichever worker (or how many)
 
 The slot claim is a Redis SET NX on a key derived from the job and its slot, so two worker
 processes never both enqueue it; the job id is derived from the same slot, and the job gets
-the slot's start time as its `now`, so a run is reproducible and idempotent.
+the slot's start time as its `now`, so a run is reproducible and idempotent. They go to the
+`background` queue, which workers take after `ingest` and `default`: a sweep never delays a
+customer's message.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from .broker import get_queue, redis_client
+from .broker import BACKGROUND_QUEUE, get_queue, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ def enqueue_due(now: datetime | None = None, *, jobs: list[tuple[str, int]] | No
         if not redis.set(f"coccinelle:periodic:{job_id}", "1", nx=True, ex=max(2 * interval, 60)):
             continue  # this slot is already taken care of
         slot_start = datetime.fromtimestamp(slot_of(now, interval) * interval, UTC)
-        get_queue().enqueue(func, slot_start.isoformat(), job_id=job_id)
+        get_queue(BACKGROUND_QUEUE).enqueue(func, slot_start.isoformat(), job_id=job_id)
         enqueued.append(job_id)
     if enqueued:
         log.debug("periodic jobs enqueued: %s", enqueued)

@@ -23,6 +23,7 @@ from sqlalchemy import and_, case, exists, func, insert, select, update
 
 from . import get_in_workspace
 from .. import outbox
+from ..broker import BACKGROUND_QUEUE
 from ..errors import ValidationError
 from ..extensions import db
 from ..kinds import ChannelKind, DeliveryStatus
@@ -276,7 +277,7 @@ def _start(campaign: Campaign, now: datetime, *, actor: User | None = None) -> b
         db.session.execute(insert(CampaignRecipient), [{"reason": None, **row} for row in rows])
     # Right away rather than at the next tick; with the launch time, like a tick's slot time.
     outbox.enqueue_job(RUN_JOB, campaign.id, now.isoformat(), job_id=f"campaign-{campaign.id}-start",
-                       workspace_id=campaign.workspace_id)
+                       workspace_id=campaign.workspace_id, queue=BACKGROUND_QUEUE)
     _progress_event(campaign)
     outbox.commit()
     db.session.refresh(campaign)
@@ -295,7 +296,7 @@ def do_resume_campaign(campaign: Campaign, *, actor: User) -> None:
           actor=actor, action="campaign.resume")
     now = utcnow()
     outbox.enqueue_job(RUN_JOB, campaign.id, now.isoformat(), job_id=f"campaign-{campaign.id}-resume-{int(now.timestamp())}",
-                       workspace_id=campaign.workspace_id)
+                       workspace_id=campaign.workspace_id, queue=BACKGROUND_QUEUE)
     outbox.commit()
 
 

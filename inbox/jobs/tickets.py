@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from ..actions import budgets, digests, notifications, tickets
 from ..actions.assignment import do_drain_unassigned
+from ..broker import BACKGROUND_QUEUE, get_queue
 from ..errors import PermanentDeliveryError
 from ..extensions import db
 from ..models import Budget, Ticket, TicketSettings, TicketStatus, Workspace, utcnow
 from . import job
 
 log = logging.getLogger(__name__)
+AUTO_CLOSE_BATCH = 100  # tickets closed per job (each tells its customer)
 REMINDER_HORIZON = timedelta(hours=72)  # the longest reminder lead time a workspace may set
 
 
@@ -78,24 +80,35 @@ def sla_sweep(now_iso: str | None = None) -> dict[str, int]:
 
 
 @job
-def auto_close_sweep(now_iso: str | None = None) -> int:
-    """Close tickets waiting on the customer (or resolved) after each workspace's N silent days."""
+def auto_close_sweep(now_iso: str | None = None, workspace_id: int | None = None, after_id: int = 0) -> int:
+    """Close tickets waiting on the customer (or resolved) after each workspace's N silent days.
+
+    A slice of AUTO_CLOSE_BATCH tickets per job: a backlog (auto-close just enabled, history
+    imported) goes on in further jobs at the back of the queues, so customers' messages are
+    routed in between instead of waiting minutes behind one long sweep."""
     now = _now(now_iso)
-    closed = 0
-    for workspace_id in db.session.scalars(select(Workspace.id)).all():
-        days = TicketSettings.of(workspace_id).auto_close_days
-        if days <= 0:
-            continue
-        cutoff = now - timedelta(days=days)
-        reference = func.coalesce(Ticket.last_customer_message_at, Ticket.status_changed_at)
-        stmt = (select(Ticket.id).where(
-            Ticket.workspace_id == workspace_id,
-            Ticket.status.in_([TicketStatus.WAITING_ON_CUSTOMER, TicketStatus.RESOLVED]),
-            or_(Ticket.last_customer_message_at <= cutoff,
-                (Ticket.last_customer_message_at.is_(None)) & (Ticket.status_changed_at <= cutoff)),
-        ).order_by(reference))
-        for ticket_id in db.session.scalars(stmt).all():
-            closed += tickets.do_auto_close(db.session.get(Ticket, ticket_id), now=now)
+    if workspace_id is not None:
+        return _auto_close_slice(workspace_id, now, after_id)
+    return sum(_auto_close_slice(ws, now, 0) for ws in db.session.scalars(select(Workspace.id)).all())
+
+
+def _auto_close_slice(workspace_id: int, now: datetime, after_id: int) -> int:
+    days = TicketSettings.of(workspace_id).auto_close_days
+    if days <= 0:
+        return 0
+    cutoff = now - timedelta(days=days)
+    stmt = (select(Ticket.id).where(
+        Ticket.workspace_id == workspace_id, Ticket.id > after_id,
+        Ticket.status.in_([TicketStatus.WAITING_ON_CUSTOMER, TicketStatus.RESOLVED]),
+        or_(Ticket.last_customer_message_at <= cutoff,
+            (Ticket.last_customer_message_at.is_(None)) & (Ticket.status_changed_at <= cutoff)),
+    ).order_by(Ticket.id).limit(AUTO_CLOSE_BATCH))
+    batch = db.session.scalars(stmt).all()
+    closed = sum(tickets.do_auto_close(db.session.get(Ticket, ticket_id), now=now) for ticket_id in batch)
+    if len(batch) == AUTO_CLOSE_BATCH:  # maybe more: the next slice (keyset, so a refused ticket is not retried)
+        get_queue(BACKGROUND_QUEUE).enqueue(
+            f"{__name__}.auto_close_sweep", now.isoformat(), workspace_id, batch[-1],
+            job_id=f"auto-close-{workspace_id}-{int(now.timestamp())}-after-{batch[-1]}")
     return closed
 
 
@@ -118,9 +131,3 @@ def auto_assign_sweep(now_iso: str | None = None) -> int:
     workspace_ids = db.session.scalars(
         select(TicketSettings.workspace_id).where(TicketSettings.auto_assign.is_(True))).all()
     return sum(do_drain_unassigned(workspace_id, now=now) for workspace_id in workspace_ids)
-
-
-@job
-def auto_close_ticket(ticket_id: int, now_iso: str | None = None) -> bool:
-    ticket = db.session.get(Ticket, ticket_id)
-    return bool(ticket) and tickets.do_auto_close(ticket, now=_now(now_iso))

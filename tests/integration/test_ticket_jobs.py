@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from inbox.actions.assignment import do_set_availability
 from inbox.actions.tickets import do_add_ticket_note, do_change_status
 from inbox.actions.workspace import do_create_user
-from inbox.broker import get_queue
+from inbox.broker import BACKGROUND_QUEUE, get_queue
 from inbox.extensions import db
 from inbox.models import (
     Availability, Conversation, Notification, Role, Ticket, TicketEvent, TicketSettings, TicketStatus, User,
@@ -55,6 +55,24 @@ def test_auto_close_counts_from_the_last_customer_message_not_the_last_update(
 
     run(app, "auto_close_sweep", T0 + timedelta(days=5, hours=1))  # idempotent
     assert len(fake_twilio.sent) == 2
+
+
+def test_a_backlog_is_auto_closed_in_slices_that_let_other_jobs_run_between(
+        app, sms_channel, agent, contact, monkeypatch):
+    monkeypatch.setattr("inbox.jobs.tickets.AUTO_CLOSE_BATCH", 2)
+    waiting = [make_ticket(contact, subject=f"Sans nouvelles {n}", assignee=agent) for n in range(5)]
+    for ticket in waiting:
+        do_change_status(ticket, TicketStatus.WAITING_ON_CUSTOMER, actor=agent, now=T0, notify_customer=False)
+
+    from inbox.jobs.tickets import auto_close_sweep
+    assert auto_close_sweep((T0 + timedelta(days=6)).isoformat()) == 2  # one slice, as one job runs it
+    statuses = [fresh(Ticket, t.id).status for t in waiting]
+    assert statuses == ["closed", "closed"] + ["waiting_on_customer"] * 3
+    assert get_queue(BACKGROUND_QUEUE).count == 1  # the rest: at the back of the queues
+
+    run_jobs(app)
+    assert {fresh(Ticket, t.id).status for t in waiting} == {"closed"}
+    assert db.session.scalar(select(func.count(TicketEvent.id)).where(TicketEvent.kind == "auto_closed")) == 5
 
 
 def test_auto_close_delay_is_a_workspace_setting(app, sms_channel, agent, contact, workspace):
@@ -150,12 +168,13 @@ def test_periodic_jobs_are_enqueued_once_per_slot_whatever_the_number_of_workers
     again = enqueue_due(T0 + timedelta(seconds=20))  # another worker, same slots
     assert first and again == []
     assert all(job_id.startswith("periodic-") for job_id in first)
-    assert set(get_queue().job_ids) == set(first)
+    assert set(get_queue(BACKGROUND_QUEUE).job_ids) == set(first)  # behind customers' messages
+    assert get_queue().count == 0
     later = enqueue_due(T0 + timedelta(minutes=5))  # the next slots of the jobs that run every ≤ 5 min
     every_five_minutes = {func.rsplit(".", 1)[-1] for func, interval in PERIODIC if (5 * 60) % interval == 0}
     assert {j.split("-")[1] for j in later} == every_five_minutes
     run_jobs(app)  # and they run cleanly, here on an empty database
-    assert {get_queue().fetch_job(j).get_status() for j in first + later} == {"finished"}
+    assert {get_queue(BACKGROUND_QUEUE).fetch_job(j).get_status() for j in first + later} == {"finished"}
 
 
 def test_the_sla_clock_stops_while_the_ticket_waits_on_the_customer(app, client, sms_channel, agent, admin, contact):

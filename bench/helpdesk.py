@@ -10,7 +10,7 @@ bench/helpdesk/project/. Its SQLite database (bench/data/bench-helpdesk.db) is m
 bench/helpdesk/project/load.py from Coccinelle's bench workspace (run bench/generate.py first):
 the same tickets with the same ids, their events as follow-ups, one queue, the same staff.
 
-Both apps run under gunicorn with `make run`'s settings (2 workers, gthread, 32 threads; keep-alive 120 s) and are
+Both apps run under gunicorn with the same settings (2 workers, gthread, 32 threads; keep-alive 120 s) and are
 measured in turn, request by request, by one keep-alive HTTP client (requests.Session) logged in
 to each as the same agent through its login form (CSRF token included):
 
@@ -64,7 +64,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=100, help="timed requests per operation and side")
     parser.add_argument("--warmup", type=int, default=10, help="untimed requests per operation and side first")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=32, help="gthread threads per worker (make run: 32)")
+    parser.add_argument("--threads", type=int, default=32, help="gthread threads per worker (the earlier runs: 32)")
     parser.add_argument("--reload", action="store_true", help="rebuild django-helpdesk's database")
     parser.add_argument("--json")
     args = parser.parse_args()

@@ -1,5 +1,5 @@
 """Ingestion: sustained signed Twilio SMS webhooks per second through gunicorn (2 workers, gthread
-32 threads: the `make run` settings), p50 / p99 latency, and the ratio to a bare Flask "hello"
+128 threads: the `make run` settings), p50 / p99 latency, and the ratio to a bare Flask "hello"
 served by the same gunicorn in the same run.
 
     .venv/bin/python bench/ingest.py --duration 15 --connections 32
@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=15, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=32, help="gthread threads per worker (make run: 32)")
+    parser.add_argument("--threads", type=int, default=128, help="gthread threads per worker (make run: 128)")
     parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"),
                         help="gthread as `make run`; sync as the issue's reference hello figure")
     parser.add_argument("--requests", type=int, default=40_000, help="distinct signed webhooks prepared")

@@ -4,7 +4,7 @@ client and with 200 (the browser plus plain HTTP SSE readers on the same session
 
     .venv/bin/python bench/live.py --messages 100 --clients 1 200
 
-The app runs under gunicorn as `make run` starts it (2 workers, gthread, --threads 32 unless
+The app runs under gunicorn as `make run` starts it (2 workers, gthread, --threads 128 unless
 --threads says otherwise), with one `worker.py` (as `make run`), warmed up by one message first
 (Sara's model loads on the first routing job). Each message comes from a new number, so a new
 conversation row appears at the top of the open inbox: the webhook keeps the request and
@@ -50,7 +50,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 200])
-    parser.add_argument("--threads", type=int, default=32, help="gthread threads per worker (make run: 32)")
+    parser.add_argument("--threads", type=int, default=128, help="gthread threads per worker (make run: 128)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each message")
     parser.add_argument("--json")
     args = parser.parse_args()

@@ -111,8 +111,9 @@ def main() -> int:
 
     outcome, logins = _prepare_database(create_app())
     children = [
+        # 128 threads: every open inbox holds one for its live stream (docs/deploy.md).
         subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-                          "--worker-class", "gthread", "--workers", "2", "--threads", "32",
+                          "--worker-class", "gthread", "--workers", "2", "--threads", "128",
                           "--timeout", "0", "--graceful-timeout", "2", "--log-level", "warning",
                           "wsgi:app"], cwd=ROOT),
         subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT),

@@ -22,6 +22,7 @@ from . import job
 
 log = logging.getLogger(__name__)
 AUTO_CLOSE_BATCH = 100  # tickets closed per job (each tells its customer)
+SWEEP_BATCH = 200  # SLA breaches / reminders per kind and job (each notifies people)
 REMINDER_HORIZON = timedelta(hours=72)  # the longest reminder lead time a workspace may set
 
 
@@ -55,9 +56,11 @@ def budget_sweep(now_iso: str | None = None) -> int:
 
 @job
 def sla_sweep(now_iso: str | None = None) -> dict[str, int]:
-    """Reminders before deadlines, escalation after them."""
+    """Reminders before deadlines, escalation after them; SWEEP_BATCH of each kind per job, the
+    rest in a further job at the back of the queues."""
     now = _now(now_iso)
     done = {"first_responses": tickets.sync_first_responses(), "reminders": 0, "breaches": 0}
+    more, seen = False, 0
     # Waiting on the customer stops the clock: paused tickets are neither reminded nor escalated.
     active = Ticket.status.in_(list(TicketStatus.active())) & Ticket.sla_paused_at.is_(None)
     for target, due, met in (
@@ -67,13 +70,22 @@ def sla_sweep(now_iso: str | None = None) -> dict[str, int]:
         breached = Ticket.first_response_breached_at if target == "first_response" else Ticket.resolution_breached_at
         reminded = Ticket.first_response_reminded_at if target == "first_response" else Ticket.resolution_reminded_at
         late = select(Ticket.id).where(active, met.is_(None), breached.is_(None), due <= now).order_by(due)
-        for ticket_id in db.session.scalars(late).all():
-            done["breaches"] += tickets.do_escalate_breach(db.session.get(Ticket, ticket_id), target, now=now)
+        batch = db.session.scalars(late.limit(SWEEP_BATCH)).all()
+        seen = max([seen, *batch])
+        escalated = sum(tickets.do_escalate_breach(db.session.get(Ticket, i), target, now=now) for i in batch)
+        done["breaches"] += escalated
+        more |= len(batch) == SWEEP_BATCH and escalated > 0
         # Unassigned tickets too: their warning goes to the admins (and the team's Telegram group).
         soon = (select(Ticket.id).where(active, met.is_(None), reminded.is_(None),
                                         due > now, due <= now + REMINDER_HORIZON).order_by(due))
-        for ticket_id in db.session.scalars(soon).all():
-            done["reminders"] += tickets.do_sla_reminder(db.session.get(Ticket, ticket_id), target, now=now)
+        batch = db.session.scalars(soon.limit(SWEEP_BATCH)).all()
+        seen = max([seen, *batch])
+        reminded_now = sum(tickets.do_sla_reminder(db.session.get(Ticket, i), target, now=now) for i in batch)
+        done["reminders"] += reminded_now
+        more |= len(batch) == SWEEP_BATCH and reminded_now > 0
+    if more:  # a backlog: the rest in another job, behind customers' messages (handled ones are marked)
+        get_queue(BACKGROUND_QUEUE).enqueue(f"{__name__}.sla_sweep", now.isoformat(),
+                                            job_id=f"sla-sweep-{int(now.timestamp())}-upto-{seen}")
     if any(done.values()):
         log.info("sla sweep %s", done)
     return done

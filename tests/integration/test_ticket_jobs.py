@@ -102,6 +102,22 @@ def test_assignee_is_reminded_six_hours_before_a_deadline_once(app, agent, conta
     assert fresh(Ticket, ticket.id).first_response_reminded_at is not None
 
 
+def test_a_backlog_of_breaches_is_escalated_in_slices_behind_customers_messages(
+        app, agent, admin, contact, monkeypatch):
+    monkeypatch.setattr("inbox.jobs.tickets.SWEEP_BATCH", 2)
+    late = [make_ticket(contact, subject=f"En retard {n}", category="technical", priority="medium", assignee=agent)
+            for n in range(5)]
+    now = max(t.first_response_due_at for t in late) + timedelta(minutes=1)
+
+    from inbox.jobs.tickets import sla_sweep
+    assert sla_sweep(now.isoformat())["breaches"] == 2  # one slice, as one job runs it
+    assert get_queue(BACKGROUND_QUEUE).count == 1  # the rest: at the back of the queues
+
+    run_jobs(app)
+    assert all(fresh(Ticket, t.id).first_response_breached_at is not None for t in late)
+    assert db.session.scalar(select(func.count(TicketEvent.id)).where(TicketEvent.kind == "sla_breached")) == 5
+
+
 def test_breached_deadline_escalates_once_raising_priority_and_telling_admins(
         app, client, sms_channel, agent, admin, contact):
     conversation = customer_writes(client, sms_channel, "Le site est en panne")

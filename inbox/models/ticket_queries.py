@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select, union_all
 
 from ..extensions import db
 from .base import UTCDateTime, seconds_between
@@ -112,14 +112,19 @@ def _filtered(workspace_id: int, f: TicketFilter, *, user_id: int, now: datetime
 
 
 def _search(workspace_id: int, q: str):
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    like = f"%{escaped}%"
-    contacts = search.contacts_matching(workspace_id, q, dialect_name=db.session.get_bind().dialect.name)
-    clauses = [Ticket.subject.ilike(like, escape="\\"), Ticket.contact_id.in_(contacts)]
+    """The ticket is among those whose text, client or reference matches `q`."""
+    # One IN over the union of what each index finds (ticket text, clients, the number), not an OR
+    # of three conditions: SQLite then walks the candidate ids newest first and stops at the page
+    # size, where an OR fetched and sorted every match (150 ms for a word in 11,000 tickets). The
+    # LIKE '%q%' scans this replaced cost 100-130 ms per search, even when nothing matched.
+    dialect_name = db.session.get_bind().dialect.name
+    contacts = search.contacts_matching(workspace_id, q, dialect_name=dialect_name)
+    candidates = [search.ticket_ids_matching(q, dialect_name=dialect_name),  # any workspace
+                  select(Ticket.id).where(Ticket.workspace_id == workspace_id, Ticket.contact_id.in_(contacts))]
     number = parse_reference(q)
     if number is not None:
-        clauses.append(Ticket.number == number)
-    return or_(*clauses)
+        candidates.append(select(Ticket.id).where(Ticket.workspace_id == workspace_id, Ticket.number == number))
+    return Ticket.id.in_(union_all(*candidates))
 
 
 def tickets_page(workspace_id: int, f: TicketFilter, *, user_id: int, now: datetime,

@@ -146,6 +146,9 @@ def _cases(agent, refs: dict) -> list:
         ("tickets: list (active)", "/tickets", "inbox"),
         ("tickets: list (any status)", "/tickets?status=any", "inbox"),
         ("tickets: search", "/tickets?status=any&q=livraison", "search"),
+        # Nothing matches: every candidate is examined (django-helpdesk's bench has the same case).
+        ("tickets: search, no match", "/tickets?status=any&q=xylophone", "search"),
+        ("tickets: search, short query", "/tickets?status=any&q=xy", "search"),
         ("client page (2 conversations, tickets)", f"/contacts/{refs['contact']}", "conversation"),
         ("client page (500-message contact)", f"/contacts/{refs['big_contact']}", "conversation"),
         ("clients: list", "/contacts", "inbox"),

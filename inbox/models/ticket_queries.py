@@ -6,10 +6,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select, union_all
 
 from ..extensions import db
-from .base import UTCDateTime, seconds_between
+from .base import UTCDateTime, rare, seconds_between
 from .. import search
 from .conversation import Priority
 from .message import Direction, Message, SenderKind
@@ -112,14 +112,20 @@ def _filtered(workspace_id: int, f: TicketFilter, *, user_id: int, now: datetime
 
 
 def _search(workspace_id: int, q: str):
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    like = f"%{escaped}%"
-    contacts = search.contacts_matching(workspace_id, q, dialect_name=db.session.get_bind().dialect.name)
-    clauses = [Ticket.subject.ilike(like, escape="\\"), Ticket.contact_id.in_(contacts)]
+    """The ticket is among those whose text, client or reference matches `q`."""
+    # One IN over the union of what each index finds (ticket text, clients, the number), not an OR
+    # of three conditions: SQLite then walks the candidate ids newest first and stops at the page
+    # size, where an OR fetched and sorted every match (150 ms for a word in 11,000 tickets). The
+    # subject LIKE '%q%' scan this replaced cost 25-50 ms per search on 30,000 tickets when few
+    # matched (3 ms now); a word in a third of them costs more than the scan did (20 ms vs 8).
+    dialect_name = db.session.get_bind().dialect.name
+    contacts = search.contacts_matching(workspace_id, q, dialect_name=dialect_name)
+    candidates = [search.ticket_ids_matching(q, dialect_name=dialect_name),  # any workspace
+                  select(Ticket.id).where(Ticket.workspace_id == workspace_id, Ticket.contact_id.in_(contacts))]
     number = parse_reference(q)
     if number is not None:
-        clauses.append(Ticket.number == number)
-    return or_(*clauses)
+        candidates.append(select(Ticket.id).where(Ticket.workspace_id == workspace_id, Ticket.number == number))
+    return Ticket.id.in_(union_all(*candidates))
 
 
 def tickets_page(workspace_id: int, f: TicketFilter, *, user_id: int, now: datetime,
@@ -176,7 +182,8 @@ def ticket_kpis(workspace_id: int, *, now: datetime) -> Kpis:
             count(Ticket.pending_clause(now)).label("waiting"),
             count(active, breached_clause(now)).label("breached"),
             count(active).label("active"),
-        ).where(Ticket.workspace_id == workspace_id, active)
+        # rare(): the (workspace, status) index, not a table scan (bench: 20 ms -> 5 ms on 30,000 tickets).
+        ).where(Ticket.workspace_id == workspace_id, rare(active))
     ).one()
     since = now - KPI_WINDOW
     finished_at = func.coalesce(Ticket.resolved_at, Ticket.closed_at)

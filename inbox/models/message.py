@@ -143,6 +143,7 @@ def _first_answer(conversation_id, at):
 def refresh_answered_at(connection, conversation_id: int) -> None:
     """Work out again the first answer of every received message of a conversation: after
     messages moved into it (a merge) or an answer's time or sender changed. One statement."""
+    _lock_conversation(connection, conversation_id)
     connection.execute(update(Message).where(Message.conversation_id == conversation_id,
                                              Message.direction == Direction.INBOUND)
                        .values(answered_at=_first_answer(Message.conversation_id, Message.created_at)))
@@ -198,7 +199,6 @@ def _refresh_first_answers(mapper, connection, target: Message) -> None:
         return
     conversations = {target.conversation_id, *state.attrs.conversation_id.history.deleted}
     for conversation_id in sorted(c for c in conversations if c is not None):
-        _lock_conversation(connection, conversation_id)
         refresh_answered_at(connection, conversation_id)
     if target.direction == Direction.INBOUND:
         attributes.set_committed_value(target, "answered_at", connection.scalar(

@@ -367,16 +367,27 @@ class Generator:
             channel = rng.choice(channel_ids)
             at = created
             last_body, last_dir = "", None
+            waiting: list[dict] = []  # received messages of this conversation not answered yet
             for k in range(counts[i]):
                 inbound = k % 2 == 0
                 body = " ".join(rng.choices(WORDS, k=rng.randint(4, 16)))
-                batch["message"].append({
+                row = {
                     "id": msg_id, "workspace_id": ws, "conversation_id": conv_id, "contact_id": contact,
                     "channel_id": channel, "direction": "inbound" if inbound else "outbound",
                     "sender_kind": "customer" if inbound else "agent",
                     "sender_user_id": None if inbound else (assignee or self.agents[0]), "body": body,
                     "delivery_status": "received" if inbound else "delivered", "internal": False, "attempts": 0,
-                    "created_at": at, "sent_at": None if inbound else at, "routed_at": at if inbound else None})
+                    "created_at": at, "sent_at": None if inbound else at, "routed_at": at if inbound else None,
+                    "answered_at": None}
+                # What the request path keeps (Message.answered_at): an agent's reply answers every
+                # received message before it still waiting, the reports add these times up.
+                if inbound:
+                    waiting.append(row)
+                else:
+                    for received in waiting:
+                        received["answered_at"] = at
+                    waiting = []
+                batch["message"].append(row)
                 msg_id += 1
                 last_body, last_dir = body, "inbound" if inbound else "outbound"
                 at += timedelta(seconds=rng.randint(60, 6 * 3600))

@@ -27,6 +27,7 @@ from ..models import (
     Contact, ContactIdentity, Conversation, ConversationStatus, DeliveryStatus, Direction, Message, SenderKind,
     User, utcnow,
 )
+from ..models.message import refresh_answered_at
 
 log = logging.getLogger(__name__)
 PHONE_KINDS = (ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE)
@@ -90,6 +91,8 @@ def do_merge_contacts(kept: Contact, other: Contact, *, actor: User | None,
             # One open thread: other's messages join kept's open conversation.
             db.session.execute(update(Message).where(Message.conversation_id == other_active.id)
                                .values(conversation_id=kept_active.id))
+            # One thread now: an answer in either may answer the other's received messages first.
+            refresh_answered_at(db.session.connection(), kept_active.id)
             other_active.status = ConversationStatus.RESOLVED
             other_active.resolved_at = utcnow()
             db.session.flush()

@@ -3,12 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, and_, or_, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    JSON, ForeignKey, Index, String, Text, UniqueConstraint, and_, event, inspect, or_, select, text, update,
+)
+from sqlalchemy.orm import Mapped, aliased, attributes, mapped_column, relationship
 
 from ..extensions import db
 from ..kinds import DeliveryStatus
-from .base import StrEnumType, Timestamped, UTCDateTime
+from .base import StrEnumType, Timestamped, UTCDateTime, utcnow
 
 
 class Direction(StrEnum):
@@ -35,7 +37,7 @@ class Message(Timestamped, db.Model):
         # with the columns they group and test on in the index, they never read the message rows
         # (bodies, HTML, meta) themselves. Also the plain "messages in a date range" index.
         Index("ix_message_ws_report", "workspace_id", "created_at", "internal", "direction", "sender_kind",
-              "channel_id", "conversation_id", "contact_id"),
+              "channel_id", "conversation_id", "contact_id", "answered_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -67,6 +69,10 @@ class Message(Timestamped, db.Model):
     error_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Received messages only: when the conversation's first answer at the same time or later was
+    # written (see `answers`). Kept as messages are stored (the listeners below), so reports add up
+    # response times without looking for each received message's answer.
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # System lines (assignment, status…) keep their facts here and are worded when shown,
     # in the reader's language; `body` holds an English rendering for search and export.
     event: Mapped[dict | None] = mapped_column(JSON)
@@ -110,6 +116,93 @@ class Message(Timestamped, db.Model):
             stmt = stmt.where(or_(cls.created_at < at, and_(cls.created_at == at, cls.id < before_id)))
         stmt = stmt.order_by(cls.created_at.desc(), cls.id.desc()).limit(limit)
         return list(reversed(list(db.session.scalars(stmt))))
+
+
+# -- first answers ----------------------------------------------------------------------------------
+def answers(m=Message):
+    """SQL: `m` answers the customer, a message a person or Sara sent them (not a note, not a
+    system line)."""
+    return and_(m.direction == Direction.OUTBOUND, m.sender_kind.in_([SenderKind.AGENT, SenderKind.BOT]),
+                m.internal.is_(False))
+
+
+def _answers(message: Message) -> bool:
+    return (message.direction == Direction.OUTBOUND and message.sender_kind in (SenderKind.AGENT, SenderKind.BOT)
+            and not message.internal)
+
+
+def _first_answer(conversation_id, at):
+    """SQL: the first answer in a conversation at or after a time (through the conversation's time
+    index, stopping at the first answer found)."""
+    answer = aliased(Message)
+    return (select(answer.created_at)
+            .where(answer.conversation_id == conversation_id, answers(answer), answer.created_at >= at)
+            .order_by(answer.created_at).limit(1).scalar_subquery())
+
+
+def refresh_answered_at(connection, conversation_id: int) -> None:
+    """Work out again the first answer of every received message of a conversation: after
+    messages moved into it (a merge) or an answer's time or sender changed. One statement."""
+    _lock_conversation(connection, conversation_id)
+    connection.execute(update(Message).where(Message.conversation_id == conversation_id,
+                                             Message.direction == Direction.INBOUND)
+                       .values(answered_at=_first_answer(Message.conversation_id, Message.created_at)))
+
+
+def _lock_conversation(connection, conversation_id: int) -> None:
+    """A received message and its answer stored at the same moment in two transactions would
+    each miss the other (neither sees the other's uncommitted row) and the message would stay
+    unanswered: on PostgreSQL they take turns on the conversation's row. SQLite lets one writer
+    at a time anyway."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT id FROM conversation WHERE id = :id FOR UPDATE"), {"id": conversation_id})
+
+
+@event.listens_for(Message, "before_insert")
+def _stamp_time(mapper, connection, target: Message) -> None:
+    if target.created_at is None:  # the default, set now so the listeners below can read it
+        target.created_at = utcnow()
+
+
+@event.listens_for(Message, "after_insert")
+def _keep_first_answers(mapper, connection, target: Message) -> None:
+    """Every write path (ingest, replies, Sara, notes, fallbacks, imports…) goes through here, so
+    none can leave `answered_at` behind. After the insert, so that a received message and its
+    answer flushed together see each other."""
+    if target.direction == Direction.INBOUND:
+        # Usually nothing: answers come later. An email or a webhook delivered late may be older.
+        _lock_conversation(connection, target.conversation_id)
+        at = connection.scalar(select(_first_answer(target.conversation_id, target.created_at)))
+        if at is not None:
+            connection.execute(update(Message).where(Message.id == target.id).values(answered_at=at))
+            attributes.set_committed_value(target, "answered_at", at)
+    elif _answers(target):
+        # The received messages before it that had no answer yet (or only a later one: an answer
+        # stored out of order) are answered now. One statement, bounded by the conversation.
+        _lock_conversation(connection, target.conversation_id)
+        connection.execute(
+            update(Message).where(Message.conversation_id == target.conversation_id,
+                                  Message.direction == Direction.INBOUND, Message.created_at <= target.created_at,
+                                  or_(Message.answered_at.is_(None), Message.answered_at > target.created_at))
+            .values(answered_at=target.created_at))
+
+
+_ANSWER_FACTS = ("created_at", "direction", "sender_kind", "internal", "conversation_id")
+
+
+@event.listens_for(Message, "after_update")
+def _refresh_first_answers(mapper, connection, target: Message) -> None:
+    """A message whose time, sender, note flag or conversation changed (rare: an import fixing a
+    date, a test setting the past) may answer other messages, or be answered otherwise."""
+    state = inspect(target)
+    if not any(state.attrs[name].history.has_changes() for name in _ANSWER_FACTS):
+        return
+    conversations = {target.conversation_id, *state.attrs.conversation_id.history.deleted}
+    for conversation_id in sorted(c for c in conversations if c is not None):
+        refresh_answered_at(connection, conversation_id)
+    if target.direction == Direction.INBOUND:
+        attributes.set_committed_value(target, "answered_at", connection.scalar(
+            select(Message.answered_at).where(Message.id == target.id)))
 
 
 class Attachment(Timestamped, db.Model):

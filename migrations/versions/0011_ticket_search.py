@@ -3,7 +3,7 @@ an FTS5 trigram table kept in sync by triggers, on PostgreSQL a pg_trgm GIN inde
 extension can be created)
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-11-22 16:30:00
 
 """
@@ -14,7 +14,7 @@ from inbox import search
 
 # revision identifiers, used by Alembic.
 revision = '0011'
-down_revision = '0009'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

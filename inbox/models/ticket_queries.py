@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from .base import UTCDateTime, seconds_between
@@ -161,22 +162,26 @@ class Kpis:
 
 def ticket_kpis(workspace_id: int, *, now: datetime) -> Kpis:
     """The strip above the list: counts in one query, 30-day averages in two more."""
-    active = Ticket.status.in_(list(TicketStatus.active()))
-
     def count(*conds):
         return func.coalesce(func.sum(case((and_(*conds), 1), else_=0)), 0)
 
-    # Every counter is about active tickets (waiting ones are open or in progress): the WHERE
-    # lets the (workspace, status) index skip the finished majority, the figures are the same.
+    # Every counter is about active tickets (waiting ones are open or in progress), so only they
+    # are read. Their ids come from a subquery on the (workspace, status) index, the rows by
+    # primary key (~2 ms): with a plain WHERE, SQLite's statistics (rows per status averaged over
+    # all statuses: 6,000 of 30,000 on the bench) made its planner expect most tickets active and
+    # scan the whole table (20-30 ms). PostgreSQL plans both forms alike.
+    chosen = aliased(Ticket)
+    active_ids = select(chosen.id).where(chosen.workspace_id == workspace_id,
+                                         chosen.status.in_(list(TicketStatus.active())))
     counts = db.session.execute(
         select(
-            count(active, Ticket.assignee_id.is_(None)).label("unassigned"),
-            count(active, Ticket.priority == Priority.CRITICAL).label("open_critical"),
+            count(Ticket.assignee_id.is_(None)).label("unassigned"),
+            count(Ticket.priority == Priority.CRITICAL).label("open_critical"),
             # The customer has been waiting on the team for more than a day.
             count(Ticket.pending_clause(now)).label("waiting"),
-            count(active, breached_clause(now)).label("breached"),
-            count(active).label("active"),
-        ).where(Ticket.workspace_id == workspace_id, active)
+            count(breached_clause(now)).label("breached"),
+            func.count().label("active"),
+        ).where(Ticket.id.in_(active_ids))
     ).one()
     since = now - KPI_WINDOW
     finished_at = func.coalesce(Ticket.resolved_at, Ticket.closed_at)

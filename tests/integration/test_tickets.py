@@ -317,3 +317,19 @@ def test_ticket_kpis_average_response_and_sla_in_the_database(app, agent, contac
     # Outside the 30-day window, nothing counts.
     later = ticket_kpis(contact.workspace_id, now=T0 + timedelta(days=40))
     assert (later.first_response_minutes, later.resolved_within_sla, later.resolved_count) == (None, None, 0)
+
+
+def test_ticket_kpi_counters_read_only_active_tickets(app, agent, contact):
+    """The strip's counters: unassigned, open critical, waiting over a day, missed deadline,
+    active; finished tickets count nowhere, whatever their fields say."""
+    from inbox.models.ticket_queries import ticket_kpis
+
+    make_ticket(contact, subject="Personne", priority="critical", now=T0)
+    make_ticket(contact, subject="Pris", assignee=agent, now=T0)
+    done = make_ticket(contact, subject="Fini", priority="critical", now=T0)
+    do_change_status(done, TicketStatus.CLOSED, actor=agent, notify_customer=False)
+    kpis = ticket_kpis(contact.workspace_id, now=T0 + timedelta(hours=1))
+    assert (kpis.active, kpis.unassigned, kpis.open_critical, kpis.waiting_over_24h, kpis.breached) == (2, 1, 1, 0, 0)
+    # Weeks later, nobody has answered: both are waiting and past their deadlines.
+    late = ticket_kpis(contact.workspace_id, now=T0 + timedelta(days=30))
+    assert (late.active, late.unassigned, late.open_critical, late.waiting_over_24h, late.breached) == (2, 1, 1, 2, 2)

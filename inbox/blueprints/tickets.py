@@ -30,6 +30,7 @@ from ..actions.timetracking import (
 )
 from ..errors import ValidationError
 from ..errors_http import toast_headers
+from ..i18n import translated_once
 from ..extensions import db
 from ..models import (
     Availability, Notification, Priority, Ticket, TicketAttachment, TicketCategory, TicketSettings, TicketSource,
@@ -70,6 +71,27 @@ def _minutes(value: int | None) -> str:
 @bp.app_template_filter("money")
 def _money(value, currency: str | None = None) -> str:
     return format_currency(value or 0, currency or "EUR")
+
+
+@bp.app_template_global()
+def ticket_labels() -> dict[str, dict[str, str]]:
+    """The ticket labels in the reader's language, translated once per request: the ticket list
+    looks up five labels on each of its rows, and the label macros of tickets/_macros.html read
+    them from here too (one list of texts)."""
+    return translated_once("tickets", _ticket_labels)
+
+
+def _ticket_labels() -> dict[str, dict[str, str]]:
+    return {
+        "status": {"open": _("Open"), "in_progress": _("In progress"), "waiting_on_customer": _("Waiting on customer"),
+                   "resolved": _("Resolved"), "closed": _("Closed"), "active": _("Active"), "any": _("Any status")},
+        "priority": {"low": _("Low"), "medium": _("Normal"), "high": _("High"), "critical": _("Critical")},
+        "category": {"general": _("General"), "billing": _("Billing"), "technical": _("Technical"),
+                     "bug_report": _("Bug report"), "account": _("Account"), "suggestion": _("Suggestion")},
+        "source": {"agent": _("an agent"), "conversation": _("a conversation"), "api": _("the API"),
+                   "portal": _("the customer portal"), "telegram": _("Telegram"), "ai": _("the AI agent")},
+        "target": {"first_response": _("First response"), "resolution": _("Resolution")},
+    }
 
 
 @bp.app_template_global()

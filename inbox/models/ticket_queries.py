@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import and_, case, func, literal, or_, select
-from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from .base import UTCDateTime, seconds_between
@@ -21,6 +20,9 @@ from .ticket import (
 STATUS_ACTIVE, STATUS_ANY = "active", "any"
 SORTS = ("newest", "due")
 KPI_WINDOW = timedelta(days=30)
+# The ticket table under another name, for the KPI query's subquery (a Core alias: aliasing
+# the mapped class on every request cost more than the query).
+_ACTIVE_IDS_FROM = Ticket.__table__.alias("active_ticket")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +172,7 @@ def ticket_kpis(workspace_id: int, *, now: datetime) -> Kpis:
     # primary key (~2 ms): with a plain WHERE, SQLite's statistics (rows per status averaged over
     # all statuses: 6,000 of 30,000 on the bench) made its planner expect most tickets active and
     # scan the whole table (20-30 ms). PostgreSQL plans both forms alike.
-    chosen = aliased(Ticket)
+    chosen = _ACTIVE_IDS_FROM.c
     active_ids = select(chosen.id).where(chosen.workspace_id == workspace_id,
                                          chosen.status.in_(list(TicketStatus.active())))
     counts = db.session.execute(

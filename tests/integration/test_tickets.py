@@ -248,6 +248,34 @@ def test_ticket_list_filters_and_query_count_does_not_grow_with_page_size(app, l
     assert len(re.findall(r'id="ticket-\d+"', rest)) == 5
 
 
+def test_ticket_page_query_count_does_not_grow_with_its_history(app, logged_in, client, sms_channel, agent,
+                                                                 contact):
+    from inbox.actions.tickets import do_add_ticket_note
+
+    conversation = customer_writes(client, sms_channel, "Ma commande n'est pas arrivée")
+    ticket_id = make_ticket(contact, conversation=conversation, assignee=agent).id
+
+    def queries_for_page():
+        statements = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            response = logged_in.get(f"/tickets/{ticket_id}")
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert response.status_code == 200
+        return len(statements), response.get_data(as_text=True)
+
+    short, _html = queries_for_page()
+    for i in range(6):
+        do_add_ticket_note(fresh(Ticket, ticket_id), f"Note n°{i}", actor=agent, internal=True)
+    customer_writes(client, sms_channel, "Toujours rien reçu")
+    long, html = queries_for_page()
+    assert html.count('class="msg msg-outbound msg-note"') == 6 and "Toujours rien reçu" in html
+    assert short == long, (short, long)
+    assert long <= 21, long
+
+
 def test_rating_link_records_one_rating(app, client, agent, contact):
     from inbox.actions.ratings import rating_url
 

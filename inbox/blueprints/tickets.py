@@ -30,8 +30,8 @@ from ..actions.timetracking import (
 )
 from ..errors import ValidationError
 from ..errors_http import toast_headers
-from ..i18n import translated_once
 from ..extensions import db
+from ..i18n import translated_once
 from ..models import (
     Availability, Notification, Priority, Ticket, TicketAttachment, TicketCategory, TicketSettings, TicketSource,
     TicketStatus, TimeEntry, User, utcnow,
@@ -347,16 +347,17 @@ def _side_context(ticket: Ticket) -> dict:
 
     now = utcnow()
     settings = TicketSettings.of(ticket.workspace_id)
-    # The session's identity map holds rows weakly: holding the workspace here lets the day's
-    # date (twice) and the page's time zone read it without loading it again each time.
-    workspace = current_user.workspace  # noqa: F841 (access_ticket: the ticket's workspace)
+    # The ticket's workspace (access_ticket checked it), held while the panel is built: the
+    # session's identity map keeps rows weakly, and the day's date (twice) and the page's time
+    # zone each loaded it again once nothing held it.
+    workspace = current_user.workspace
     return {
         "ticket": ticket, "now": now, "settings": settings,
         "transitions": sorted(allowed_transitions(ticket.status), key=list(TicketStatus).index),
         "agents": User.agents_of(ticket.workspace_id), "priorities": list(Priority),
         "categories": list(TicketCategory), "entries": entries_of_ticket(ticket.id),
         "spend": spend_of(ticket.workspace_id, ticket_id=ticket.id), "running": running_timer(current_user.id),
-        "budgets": budgets_of_contact(ticket.contact, now=now), "today": local_today(ticket.workspace_id, now),
+        "budgets": budgets_of_contact(ticket.contact, now=now), "today": local_today(workspace.id, now),
         "rating": ticket.rating, "reminder_hours": settings.sla_reminder_hours,
     }
 

@@ -66,6 +66,25 @@ def _translations():
     return translations
 
 
+def translated_once(key: str, build):
+    """build()'s result (labels in the reader's language), made once per request and locale.
+
+    A list page shows the same few labels on every row; a dict of them built once is cheaper
+    than a macro call and a gettext per label and row. Kept on flask_babel's per-request
+    namespace next to the locale object it was built for, like the translations above, so
+    force_locale() (mails in the customer's language) gets its own."""
+    locale = get_locale()
+    ctx = g.get("_flask_babel") if g else None
+    if ctx is None:
+        return build()
+    memo = getattr(ctx, "coccinelle_translated", None)
+    if memo is None or memo[0] is not locale:
+        memo = ctx.coccinelle_translated = (locale, {})
+    if key not in memo[1]:
+        memo[1][key] = build()
+    return memo[1][key]
+
+
 _FAST_DATETIME_FORMATS = ("short", "medium")
 
 

@@ -31,6 +31,7 @@ from ..actions.timetracking import (
 from ..errors import ValidationError
 from ..errors_http import toast_headers
 from ..extensions import db
+from ..i18n import translated_once
 from ..models import (
     Availability, Notification, Priority, Ticket, TicketAttachment, TicketCategory, TicketSettings, TicketSource,
     TicketStatus, TimeEntry, User, utcnow,
@@ -70,6 +71,27 @@ def _minutes(value: int | None) -> str:
 @bp.app_template_filter("money")
 def _money(value, currency: str | None = None) -> str:
     return format_currency(value or 0, currency or "EUR")
+
+
+@bp.app_template_global()
+def ticket_labels() -> dict[str, dict[str, str]]:
+    """The ticket labels in the reader's language, translated once per request: the ticket list
+    looks up five labels on each of its rows, and the label macros of tickets/_macros.html read
+    them from here too (one list of texts)."""
+    return translated_once("tickets", _ticket_labels)
+
+
+def _ticket_labels() -> dict[str, dict[str, str]]:
+    return {
+        "status": {"open": _("Open"), "in_progress": _("In progress"), "waiting_on_customer": _("Waiting on customer"),
+                   "resolved": _("Resolved"), "closed": _("Closed"), "active": _("Active"), "any": _("Any status")},
+        "priority": {"low": _("Low"), "medium": _("Normal"), "high": _("High"), "critical": _("Critical")},
+        "category": {"general": _("General"), "billing": _("Billing"), "technical": _("Technical"),
+                     "bug_report": _("Bug report"), "account": _("Account"), "suggestion": _("Suggestion")},
+        "source": {"agent": _("an agent"), "conversation": _("a conversation"), "api": _("the API"),
+                   "portal": _("the customer portal"), "telegram": _("Telegram"), "ai": _("the AI agent")},
+        "target": {"first_response": _("First response"), "resolution": _("Resolution")},
+    }
 
 
 @bp.app_template_global()
@@ -325,13 +347,17 @@ def _side_context(ticket: Ticket) -> dict:
 
     now = utcnow()
     settings = TicketSettings.of(ticket.workspace_id)
+    # The ticket's workspace (access_ticket checked it), held while the panel is built: the
+    # session's identity map keeps rows weakly, and the day's date (twice) and the page's time
+    # zone each loaded it again once nothing held it.
+    workspace = current_user.workspace
     return {
         "ticket": ticket, "now": now, "settings": settings,
         "transitions": sorted(allowed_transitions(ticket.status), key=list(TicketStatus).index),
         "agents": User.agents_of(ticket.workspace_id), "priorities": list(Priority),
         "categories": list(TicketCategory), "entries": entries_of_ticket(ticket.id),
         "spend": spend_of(ticket.workspace_id, ticket_id=ticket.id), "running": running_timer(current_user.id),
-        "budgets": budgets_of_contact(ticket.contact, now=now), "today": local_today(ticket.workspace_id, now),
+        "budgets": budgets_of_contact(ticket.contact, now=now), "today": local_today(workspace.id, now),
         "rating": ticket.rating, "reminder_hours": settings.sla_reminder_hours,
     }
 

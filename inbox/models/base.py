@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, String, TypeDecorator, func, literal_column
+from sqlalchemy import DateTime, String, TypeDecorator, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -51,18 +51,6 @@ class StrEnumType(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else self.enum_class(value)
-
-
-def rare(condition, probability: float = 0.05):
-    """SQL: `condition`, flagged to SQLite's planner as true for few rows. Without per-value
-    statistics it assumes a status matches total / distinct-values rows (a fifth of the tickets) and
-    prefers scanning the table to an index over a status that is in fact rare (the active tickets).
-    PostgreSQL keeps per-value statistics: the condition as it is."""
-    from ..extensions import db
-
-    if db.engine.dialect.name == "sqlite":
-        return func.likelihood(condition, literal_column(repr(float(probability))))  # a constant, not a parameter
-    return condition
 
 
 def seconds_between(later, earlier):

@@ -141,3 +141,21 @@ def test_reply_twilio_refuses_is_shown_failed_with_the_reason(page, live_server,
     assert_never_reloaded(page)
     worker.assert_alive()
     page.screenshot(path=artifacts / "conversation-failed.png", full_page=True)
+
+
+def test_a_burst_of_new_conversations_all_show_up_live_with_the_counts(page, live_server, agent, twilio, worker):
+    log_in(page, live_server.url, agent)
+    open_live_inbox(page)
+    customers = [f"+3361111110{n}" for n in range(6)]
+    for n, number in enumerate(customers):  # back to back: each refetch of the list meets the next event
+        twilio.post(inbound(sender=number, body=f"Rafale {n}, merci de me rappeler"))
+
+    for n in range(len(customers)):  # none lost when they came while the list was refetching
+        expect(row_for(page, f"Rafale {n},")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#conv-list .row")).to_have_count(len(customers))
+    expect(page.locator("#conv-list #conv-list")).to_have_count(0)  # rows swapped in, no list in the list
+    expect(page.locator("#count-all")).to_have_text(str(len(customers)), timeout=LIVE_TIMEOUT_MS)  # the sidebar follows
+
+    open_conversation(page, "Rafale 3,")  # the rows' own requests still open the thread
+    expect(page.locator("#thread .thread-title")).to_have_text(customers[3])
+    assert_never_reloaded(page)

@@ -80,25 +80,31 @@ def format_user_datetime(value: datetime | None, fmt: str = "short") -> str:
     every call (~130 µs each). Here the patterns are parsed once per request, locale and time zone
     (kept on flask_babel's per-request namespace, like the translations above), then applied the
     way babel does for a named format: the time and the date formatted apart, then put in the
-    locale's "{1} {0}" frame (~30 µs)."""
+    locale's "{1} {0}" frame. A list's rows and a thread's messages mostly share a few days: each
+    day's date is written once per request."""
     if not value:
         return ""
     ctx = g.get("_flask_babel") if g else None
     if fmt not in _FAST_DATETIME_FORMATS or ctx is None or babel.date_formats.get(f"datetime.{fmt}"):
         return format_datetime(value, fmt)
-    locale, tzinfo = get_locale(), get_timezone()
     cache = getattr(ctx, "coccinelle_datetime_patterns", None)
     if cache is None:
         cache = ctx.coccinelle_datetime_patterns = {}
-    key = (str(locale), str(tzinfo), fmt)
-    patterns = cache.get(key)
-    if patterns is None:
-        patterns = cache[key] = (get_datetime_format(fmt, locale=locale).replace("'", ""),
-                                 parse_pattern(get_time_format(fmt, locale=locale)),
-                                 parse_pattern(get_date_format(fmt, locale=locale)))
-    frame, time_pattern, date_pattern = patterns
+    entry = cache.get(fmt)
+    # force_locale() swaps the locale object: the entry made for another one is made again.
+    if entry is None or entry[0] is not getattr(ctx, "babel_locale", None) \
+            or entry[1] is not getattr(ctx, "babel_tzinfo", None):
+        locale, tzinfo = get_locale(), get_timezone()
+        entry = cache[fmt] = (locale, tzinfo, get_datetime_format(fmt, locale=locale).replace("'", ""),
+                              parse_pattern(get_time_format(fmt, locale=locale)),
+                              parse_pattern(get_date_format(fmt, locale=locale)), {})
+    locale, tzinfo, frame, time_pattern, date_pattern, dates = entry
     local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(tzinfo)
-    return frame.replace("{0}", time_pattern.apply(local, locale)).replace("{1}", date_pattern.apply(local, locale))
+    day = local.date()
+    date_text = dates.get(day)
+    if date_text is None:
+        date_text = dates[day] = date_pattern.apply(local, locale)
+    return frame.replace("{0}", time_pattern.apply(local, locale)).replace("{1}", date_text)
 
 
 @pass_eval_context

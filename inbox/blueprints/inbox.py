@@ -11,9 +11,9 @@ from flask_login import current_user, login_required
 
 from .. import storage
 from ..actions.conversations import (
-    access_agent, access_attachment, access_conversation, access_message, access_reply_channel, check_priority,
-    check_reply, check_reply_files, check_status, check_whatsapp_extras, do_add_note, do_assign, do_mark_read,
-    do_send_reply, do_set_priority, do_set_status, reply_channels,
+    access_agent, access_attachment, access_conversation, access_conversation_shown, access_message,
+    access_reply_channel, check_priority, check_reply, check_reply_files, check_status, check_whatsapp_extras,
+    do_add_note, do_assign, do_mark_read, do_send_reply, do_set_priority, do_set_status, reply_channels,
 )
 from ..errors import ValidationError
 from ..kinds import ChannelKind
@@ -52,7 +52,7 @@ def index():
 @bp.get("/inbox/c/<int:conversation_id>")
 @login_required
 def conversation(conversation_id: int):
-    conv = access_conversation(conversation_id, current_user)
+    conv = access_conversation_shown(conversation_id, current_user)
     do_mark_read(conv, actor=current_user)
     if request.htmx and request.htmx.target == "thread":
         return render_template("inbox/_thread.html", **_thread_context(conv))

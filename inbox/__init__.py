@@ -55,6 +55,8 @@ def _init_logging(level: str) -> None:
 
 
 def _init_login(app: Flask) -> None:
+    from sqlalchemy.orm import joinedload
+
     from .models import User
 
     login_manager.init_app(app)
@@ -63,7 +65,8 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str):
-        return db.session.get(User, int(user_id))
+        # Every signed-in page reads the workspace (time zone, locale, the top bar): same query.
+        return db.session.get(User, int(user_id), options=[joinedload(User.workspace)])
 
     from flask_babel import lazy_gettext
     login_manager.login_message = lazy_gettext("Please log in to continue.")

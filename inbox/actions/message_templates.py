@@ -148,9 +148,14 @@ def contact_variables(contact: Contact, *, agent: User | None = None) -> dict[st
     return contact_values(contact, workspace_name=getattr(workspace, "name", "") or "", extra=extra)
 
 
-def templates_for(channel: Channel | None, workspace_id: int) -> list[OutboundTemplate]:
+def templates_for(channel: Channel | None, workspace_id: int, *,
+                  templates: list[OutboundTemplate] | None = None) -> list[OutboundTemplate]:
+    """The workspace's templates that fit the channel; `templates`: the workspace's, when the
+    caller has read them already (the composer lists them in "send later" too)."""
     kind = channel.kind if channel else None
-    return [t for t in OutboundTemplate.of_workspace(workspace_id) if kind is None or t.fits(kind)]
+    if templates is None:
+        templates = OutboundTemplate.of_workspace(workspace_id)
+    return [t for t in templates if kind is None or t.fits(kind)]
 
 
 def render_for_contact(template: OutboundTemplate, contact: Contact, *, agent: User | None) -> str:

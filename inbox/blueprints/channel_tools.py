@@ -22,6 +22,7 @@ from ..errors import ValidationError
 from ..errors_http import toast_headers
 from ..kinds import ChannelKind
 from ..models import ConversationStatus, OutboundTemplate, Priority, User
+from .outbound import composer_templates
 from .settings import admin_required
 
 bp = Blueprint("channel_tools", __name__)
@@ -40,7 +41,8 @@ def composer_state(conversation, channels, channel_id=None) -> dict:
     channel_id = channel_id or request.values.get("channel_id", type=int)
     selected = next((c for c in channels if c.id == channel_id), channels[0] if channels else None)
     state = {"selected": selected, "window": None, "approved": [], "template": None, "values": [],
-             "picker": templates_for(selected, conversation.workspace_id) if selected else []}
+             "picker": templates_for(selected, conversation.workspace_id, templates=composer_templates())
+                       if selected else []}
     if selected is not None and selected.kind == ChannelKind.WHATSAPP:
         window = whatsapp_window(conversation, selected)
         if not window.open:

@@ -11,9 +11,9 @@ from flask_login import current_user, login_required
 
 from .. import storage
 from ..actions.conversations import (
-    access_agent, access_attachment, access_conversation, access_message, access_reply_channel, check_priority,
-    check_reply, check_reply_files, check_status, check_whatsapp_extras, do_add_note, do_assign, do_mark_read,
-    do_send_reply, do_set_priority, do_set_status, reply_channels,
+    access_agent, access_attachment, access_conversation, access_conversation_shown, access_message,
+    access_reply_channel, check_priority, check_reply, check_reply_files, check_status, check_whatsapp_extras,
+    do_add_note, do_assign, do_mark_read, do_send_reply, do_set_priority, do_set_status, reply_channels,
 )
 from ..errors import ValidationError
 from ..kinds import ChannelKind
@@ -52,7 +52,7 @@ def index():
 @bp.get("/inbox/c/<int:conversation_id>")
 @login_required
 def conversation(conversation_id: int):
-    conv = access_conversation(conversation_id, current_user)
+    conv = access_conversation_shown(conversation_id, current_user)
     do_mark_read(conv, actor=current_user)
     if request.htmx and request.htmx.target == "thread":
         return render_template("inbox/_thread.html", **_thread_context(conv))
@@ -96,7 +96,7 @@ def reply(conversation_id: int):
     # The reply may have assigned the conversation: the controls come back out of band too.
     return render_template("inbox/_reply_sent.html", conversation=conv, message=message,
                            channels=reply_channels(conv), key=uuid.uuid4().hex,
-                           agents=User.agents_of(conv.workspace_id), statuses=list(ConversationStatus),
+                           agents=User.agent_choices(conv.workspace_id), statuses=list(ConversationStatus),
                            priorities=list(Priority))
 
 
@@ -203,7 +203,7 @@ def _render_page(filters: InboxFilter, *, conversation: Conversation | None):
     context = {
         **_list_context(filters),
         "counts": _sidebar_counts(),
-        "agents": User.agents_of(current_user.workspace_id),
+        "agents": User.agent_choices(current_user.workspace_id),
         "channel_kinds": list(ChannelKind),
         "statuses": list(ConversationStatus),
         "priorities": list(Priority),
@@ -213,7 +213,7 @@ def _render_page(filters: InboxFilter, *, conversation: Conversation | None):
     return render_template("inbox/index.html", **context)
 
 
-def _thread_context(conv: Conversation, *, agents: list[User] | None = None) -> dict:
+def _thread_context(conv: Conversation, *, agents: list | None = None) -> dict:
     history, has_more = _latest_page(conv)
     return {
         "conversation": conv,
@@ -221,7 +221,7 @@ def _thread_context(conv: Conversation, *, agents: list[User] | None = None) -> 
         "has_more": has_more,
         "cursor": max([m.id for m in history], default=0),
         "channels": reply_channels(conv),
-        "agents": agents if agents is not None else User.agents_of(conv.workspace_id),
+        "agents": agents if agents is not None else User.agent_choices(conv.workspace_id),
         "statuses": list(ConversationStatus),
         "priorities": list(Priority),
         "key": uuid.uuid4().hex,
@@ -238,7 +238,7 @@ def _latest_page(conv: Conversation, *, before_id: int | None = None) -> tuple[l
 
 def _render_controls(conv: Conversation):
     return render_template("inbox/_controls.html", conversation=conv,
-                           agents=User.agents_of(conv.workspace_id),
+                           agents=User.agent_choices(conv.workspace_id),
                            statuses=list(ConversationStatus), priorities=list(Priority))
 
 

@@ -25,6 +25,16 @@ class SenderKind(StrEnum):
     SYSTEM = "system"
 
 
+class Facts(dict):
+    """A message's `meta` for templates: a missing key reads as None. On a plain dict, Jinja tries
+    an attribute then an item, two exceptions, for each of the ~15 facts a message may carry."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):
+        return self.get(name)
+
+
 class Message(Timestamped, db.Model):
     __table_args__ = (
         # A provider delivering the same webhook twice must not store it twice.
@@ -82,6 +92,10 @@ class Message(Timestamped, db.Model):
     channel = relationship("Channel", lazy="joined")
     sender = relationship("User", lazy="joined")
     attachments = relationship("Attachment", lazy="selectin", order_by="Attachment.id")
+
+    @property
+    def facts(self) -> Facts:
+        return Facts(self.meta or ())
 
     @property
     def is_outbound(self) -> bool:

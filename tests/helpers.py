@@ -1,7 +1,14 @@
-"""Helpers that speak like Twilio: signed form posts built from documented payload shapes."""
+"""Helpers that speak like Twilio (signed form posts built from documented payload shapes), and
+one that records the SQL a request runs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from inbox.extensions import db
 from inbox.orchestrator.delivery import webhook_url
 from inbox.sandbox import twilio as fake
 from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
@@ -26,3 +33,18 @@ def inbound(sender: str = "+33612345678", body: str = "Bonjour", **kw) -> dict:
 def status(message_sid: str, value: str, *, to: str = "+33612345678", error_code: str | None = None) -> dict:
     return fake.status_payload(account_sid=DEMO_ACCOUNT_SID, message_sid=message_sid, status=value,
                                sender=SMS_NUMBER, to=to, error_code=error_code)
+
+
+@contextmanager
+def recorded_statements() -> Iterator[list[str]]:
+    """The SQL statements run inside the block, in order (for query-count bounds)."""
+    statements: list[str] = []
+
+    def record(_connection, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)

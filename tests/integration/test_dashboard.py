@@ -9,7 +9,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event
 
 from inbox.actions.ratings import do_record_rating
 from inbox.actions.tickets import do_change_status
@@ -19,6 +18,7 @@ from inbox.models import TicketStatus, utcnow
 from inbox.models.reports import dashboard
 
 from ..conftest import login
+from ..helpers import recorded_statements
 from .ticket_fixtures import admin, contact, make_ticket  # noqa: F401
 
 H = timedelta(hours=1)
@@ -98,13 +98,8 @@ def test_dashboard_queries_do_not_grow_with_the_tickets(board_data, client, admi
     login(client, admin)
 
     def selects() -> int:
-        statements = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with recorded_statements() as statements:
             assert client.get("/dashboard").status_code == 200
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
 
     make_ticket(contact, now=utcnow(), assignee=admin, subject="Le mien")  # "my tickets" is not empty

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from inbox.actions.contacts import do_claim_identity
 from inbox.actions.labels import do_create_label, do_set_contact_labels, do_set_conversation_labels
-from inbox.actions.workspace import do_create_channel, do_create_user, do_create_workspace
+from inbox.actions.workspace import do_create_channel, do_create_workspace
 from inbox.extensions import db
 from inbox.kinds import ChannelKind, Provider
 from inbox.models import Contact, Conversation, Label, Message
 from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 
-from ..conftest import PASSWORD, login
-from ..helpers import inbound, signed_post
+from ..conftest import login
+from ..helpers import inbound, recorded_statements, signed_post
 from .outbound_fixtures import again, fresh
 
 
@@ -82,13 +82,8 @@ def test_other_workspace_conversation_is_404(logged_in, client, app):
 def test_inbox_list_query_count_does_not_grow_with_page_size(app, logged_in, client, sms_channel):
     def queries_for_inbox(page_size: int) -> int:
         app.config["INBOX_PAGE_SIZE"] = page_size
-        statements = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with recorded_statements() as statements:
             response = logged_in.get("/inbox")
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         assert response.status_code == 200
         return len(statements), response.get_data(as_text=True)
 
@@ -138,13 +133,8 @@ def test_conversation_query_count_does_not_grow_with_thread_page_size(app, logge
 
     def queries_for_thread(page_size: int) -> tuple[int, str]:
         app.config["THREAD_PAGE_SIZE"] = page_size
-        statements = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with recorded_statements() as statements:
             response = logged_in.get(f"/inbox/c/{conversation.id}", headers={"HX-Request": "true", "HX-Target": "thread"})
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         assert response.status_code == 200
         return len(statements), response.get_data(as_text=True)
 
@@ -156,13 +146,8 @@ def test_conversation_query_count_does_not_grow_with_thread_page_size(app, logge
 
 
 def _counted(client, path: str, headers: dict | None = None) -> tuple[int, str]:
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with recorded_statements() as statements:
         response = client.get(path, headers=headers or {})
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
     assert response.status_code == 200
     return len(statements), response.get_data(as_text=True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from inbox.actions.labels import do_add_label, do_create_label, do_remove_label
 from inbox.actions.workspace import do_create_workspace
@@ -16,7 +16,7 @@ from inbox.models import Contact, Conversation, Label, Segment, SegmentRules, ut
 from inbox.models.segment import segment_count
 
 from ..conftest import login
-from ..helpers import inbound, signed_post
+from ..helpers import inbound, recorded_statements, signed_post
 from .outbound_fixtures import admin, again, fresh, make_contact  # noqa: F401
 
 HX = {"HX-Request": "true"}
@@ -92,13 +92,8 @@ def test_inbox_filtered_by_label_with_a_bounded_number_of_queries(app, logged_in
 
     def page(size: int):
         app.config["INBOX_PAGE_SIZE"] = size
-        statements = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with recorded_statements() as statements:
             response = logged_in.get(f"/inbox?label={vip.id}")
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         return len(statements), response.get_data(as_text=True)
 
     few, html_few = page(5)
@@ -120,13 +115,8 @@ def test_sidebar_counts_open_conversations_per_label_in_one_grouped_query(app, l
     """Each label in the sidebar shows its open conversations; the counts come back out of band
     when the list refreshes (live), and neither more labels nor more conversations add queries."""
     def inbox_page(headers=None):
-        statements = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with recorded_statements() as statements:
             response = logged_in.get("/inbox", headers=headers or {})
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         assert response.status_code == 200
         return len(statements), response.get_data(as_text=True)
 

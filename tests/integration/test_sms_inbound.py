@@ -7,7 +7,7 @@ import time
 from urllib.parse import parse_qs
 
 import requests
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from inbox.broker import INGEST_QUEUE, get_queue
 from inbox.extensions import db
@@ -18,7 +18,7 @@ from inbox.sandbox import twilio as fake
 from inbox.sandbox.twilio import DEMO_AUTH_TOKEN
 
 from ..conftest import run_ingest
-from ..helpers import inbound, signed_post
+from ..helpers import inbound, recorded_statements, signed_post
 
 
 def count(model) -> int:
@@ -107,14 +107,9 @@ def test_unknown_channel_is_404(client, sms_channel):
 
 def test_the_webhook_keeps_the_request_in_two_statements_and_the_ingest_job_stores_it(app, client, sms_channel):
     client.ingests = False  # the provider alone: no worker behind it yet
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with recorded_statements() as statements:
         client.set_cookie("session", "a-browser-cookie")  # never kept with the request
         response = signed_post(client, sms_channel, inbound(body="Vite, une réponse"))
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
 
     assert response.status_code == 200
     reads_and_writes = [s for s in statements if not s.startswith("BEGIN")]  # SQLite's explicit BEGIN

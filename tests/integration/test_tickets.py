@@ -8,7 +8,7 @@ import re
 import time
 from datetime import timedelta
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from inbox.actions.tickets import do_change_status, on_customer_message
 from inbox.actions.workspace import do_create_contact, do_create_user, do_create_workspace
@@ -20,6 +20,7 @@ from inbox.models import (
 )
 
 from ..conftest import PASSWORD, login, run_jobs
+from ..helpers import recorded_statements
 from .ticket_fixtures import T0, admin, contact, customer_writes, fresh, make_ticket  # noqa: F401
 
 HX = {"HX-Request": "true"}
@@ -214,13 +215,8 @@ def test_ticket_list_filters_and_query_count_does_not_grow_with_page_size(app, l
 
     def queries_for(page_size: int):
         app.config["TICKETS_PAGE_SIZE"] = page_size
-        statements = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with recorded_statements() as statements:
             response = logged_in.get("/tickets")
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         assert response.status_code == 200
         return len(statements), response.get_data(as_text=True)
 
@@ -256,13 +252,8 @@ def test_ticket_page_query_count_does_not_grow_with_its_history(app, logged_in, 
     ticket_id = make_ticket(contact, conversation=conversation, assignee=agent).id
 
     def queries_for_page():
-        statements = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with recorded_statements() as statements:
             response = logged_in.get(f"/tickets/{ticket_id}")
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         assert response.status_code == 200
         return len(statements), response.get_data(as_text=True)
 

@@ -87,8 +87,6 @@ def valkey() -> str:
 
 def exit_on_sigterm() -> None:
     """SIGTERM runs the `finally` blocks (stopping gunicorn, workers, Valkey) like Ctrl-C does."""
-    import signal
-
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
@@ -101,12 +99,7 @@ def fake_twilio():
 
 
 def stop_processes(processes) -> None:
-    """SIGTERM to all, then wait; kill what is still there after 20 s (RQ's warm shutdown waits
-    for the job it is running)."""
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    """The dev server's shutdown, with 20 s for a worker to finish its job."""
+    from inbox.devserver import stop_processes as stop
+
+    stop(processes, timeout=20)

@@ -132,19 +132,25 @@ def main() -> int:
             time.sleep(0.5)
     finally:
         print("\nStopping…", flush=True)
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_processes(children, timeout=10)
         for fake in sandboxes:
             fake.stop()
         if valkey:
             valkey.stop()
     return 0
+
+
+def stop_processes(processes, *, timeout: float) -> None:
+    """SIGTERM to all, then wait; kill what is still there after `timeout` seconds (RQ's warm
+    shutdown waits for the job it is running)."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def _banner(url: str, outcome: str, logins, embedded_redis: bool, sandbox: bool) -> None:

@@ -53,40 +53,42 @@ def _translations():
 
     Templates call gettext hundreds of times a page (~560 for the inbox list); flask_babel's own
     lookup walks the context, the domain and the locale's string form each time (~15 µs, a fifth
-    of the inbox list's render). The result is kept on flask_babel's per-request namespace next
-    to the locale object it was made for: force_locale() sets another locale object, so the cache
-    follows it in and out. The hit path reads `g` once (each read of the proxy costs)."""
-    try:
-        ctx = g._flask_babel
-        locale, translations = ctx.coccinelle_translations
-        if locale is ctx.babel_locale:
-            return translations
-    except (AttributeError, RuntimeError):  # first call of the request, or no app context
-        pass
-    translations = get_translations()
-    ctx = g.get("_flask_babel") if g else None
-    if ctx is not None and getattr(ctx, "babel_locale", None) is not None:
-        ctx.coccinelle_translations = (ctx.babel_locale, translations)
-    return translations
+    of the inbox list's render)."""
+    return translated_once("translations", get_translations)
 
 
 def translated_once(key: str, build):
-    """build()'s result (labels in the reader's language), made once per request and locale.
+    """build()'s result (translations, labels in the reader's language), made once per request
+    and locale.
 
-    A list page shows the same few labels on every row; a dict of them built once is cheaper
-    than a macro call and a gettext per label and row. Kept on flask_babel's per-request
-    namespace next to the locale object it was built for, like the translations above, so
-    force_locale() (mails in the customer's language) gets its own."""
-    locale = get_locale()
+    Kept on flask_babel's per-request namespace next to the locale object it was made for:
+    force_locale() (mails in the customer's language) sets another locale object, so the memo
+    follows it in and out. The hit path reads `g` once (each read of the proxy costs)."""
+    try:
+        ctx = g._flask_babel
+        locale, memo = ctx.coccinelle_memo
+        if locale is ctx.babel_locale:
+            return memo[key]
+    except (AttributeError, RuntimeError, KeyError):  # first call, another locale, no app context
+        pass
+    value = build()
+    memo = _locale_memo()
+    if memo is not None:
+        memo[key] = value
+    return value
+
+
+def _locale_memo() -> dict | None:
+    """This request's memo for the locale in force (None before a locale is known or outside a
+    request)."""
     ctx = g.get("_flask_babel") if g else None
-    if ctx is None:
-        return build()
-    memo = getattr(ctx, "coccinelle_translated", None)
-    if memo is None or memo[0] is not locale:
-        memo = ctx.coccinelle_translated = (locale, {})
-    if key not in memo[1]:
-        memo[1][key] = build()
-    return memo[1][key]
+    locale = getattr(ctx, "babel_locale", None)
+    if locale is None:
+        return None
+    held = getattr(ctx, "coccinelle_memo", None)
+    if held is None or held[0] is not locale:
+        held = ctx.coccinelle_memo = (locale, {})
+    return held[1]
 
 
 _FAST_DATETIME_FORMATS = ("short", "medium")

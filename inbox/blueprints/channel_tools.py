@@ -137,5 +137,5 @@ def send_whatsapp_template(conversation_id: int):
                             meta={"send": send, "whatsapp_template": template.name})
     return render_template("inbox/_reply_sent.html", conversation=conv, message=message,
                            channels=reply_channels(conv), key=uuid.uuid4().hex,
-                           agents=User.agents_of(conv.workspace_id), statuses=list(ConversationStatus),
+                           agents=User.agent_choices(conv.workspace_id), statuses=list(ConversationStatus),
                            priorities=list(Priority))

@@ -123,7 +123,7 @@ def index():
                                oob_kpis=True, **_list_context(filters))
     return render_template(
         "tickets/index.html", kpis=ticket_kpis(current_user.workspace_id, now=utcnow()),
-        agents=User.agents_of(current_user.workspace_id), statuses=list(TicketStatus),
+        agents=User.agent_choices(current_user.workspace_id), statuses=list(TicketStatus),
         priorities=list(Priority), categories=list(TicketCategory), availabilities=list(Availability),
         **_list_context(filters))
 
@@ -191,7 +191,7 @@ def _render_form(contact, conversation, form, errors: dict, status: int = 200):
     notify = "1" in form.getlist("notify") if hasattr(form, "getlist") else True
     html = render_template(
         "tickets/new.html", contact=contact, conversation=conversation, form=form, errors=errors, notify=notify,
-        agents=User.agents_of(current_user.workspace_id), priorities=list(Priority),
+        agents=User.agent_choices(current_user.workspace_id), priorities=list(Priority),
         categories=list(TicketCategory), settings=TicketSettings.of(current_user.workspace_id))
     return make_response(html, status)
 
@@ -354,7 +354,7 @@ def _side_context(ticket: Ticket) -> dict:
     return {
         "ticket": ticket, "now": now, "settings": settings,
         "transitions": sorted(allowed_transitions(ticket.status), key=list(TicketStatus).index),
-        "agents": User.agents_of(ticket.workspace_id), "priorities": list(Priority),
+        "agents": User.agent_choices(ticket.workspace_id), "priorities": list(Priority),
         "categories": list(TicketCategory), "entries": entries_of_ticket(ticket.id),
         "spend": spend_of(ticket.workspace_id, ticket_id=ticket.id), "running": running_timer(current_user.id),
         "budgets": budgets_of_contact(ticket.contact, now=now), "today": local_today(workspace.id, now),

@@ -83,9 +83,8 @@ def sla_sweep(now_iso: str | None = None) -> dict[str, int]:
         reminded_now = sum(tickets.do_sla_reminder(db.session.get(Ticket, i), target, now=now) for i in batch)
         done["reminders"] += reminded_now
         more |= len(batch) == SWEEP_BATCH and reminded_now > 0
-    if more:  # a backlog: the rest in another job, behind customers' messages (handled ones are marked)
-        get_queue(BACKGROUND_QUEUE).enqueue(f"{__name__}.sla_sweep", now.isoformat(),
-                                            job_id=f"sla-sweep-{int(now.timestamp())}-upto-{seen}")
+    if more:  # a backlog: the rest in another job (handled ones are marked)
+        _continue_later("sla_sweep", now.isoformat(), job_id=f"sla-sweep-{int(now.timestamp())}-upto-{seen}")
     if any(done.values()):
         log.info("sla sweep %s", done)
     return done
@@ -96,8 +95,7 @@ def auto_close_sweep(now_iso: str | None = None, workspace_id: int | None = None
     """Close tickets waiting on the customer (or resolved) after each workspace's N silent days.
 
     A slice of AUTO_CLOSE_BATCH tickets per job: a backlog (auto-close just enabled, history
-    imported) goes on in further jobs at the back of the queues, so customers' messages are
-    routed in between instead of waiting minutes behind one long sweep."""
+    imported) goes on in further jobs (`_continue_later`)."""
     now = _now(now_iso)
     if workspace_id is not None:
         return _auto_close_slice(workspace_id, now, after_id)
@@ -118,10 +116,15 @@ def _auto_close_slice(workspace_id: int, now: datetime, after_id: int) -> int:
     batch = db.session.scalars(stmt).all()
     closed = sum(tickets.do_auto_close(db.session.get(Ticket, ticket_id), now=now) for ticket_id in batch)
     if len(batch) == AUTO_CLOSE_BATCH:  # maybe more: the next slice (keyset, so a refused ticket is not retried)
-        get_queue(BACKGROUND_QUEUE).enqueue(
-            f"{__name__}.auto_close_sweep", now.isoformat(), workspace_id, batch[-1],
-            job_id=f"auto-close-{workspace_id}-{int(now.timestamp())}-after-{batch[-1]}")
+        _continue_later("auto_close_sweep", now.isoformat(), workspace_id, batch[-1],
+                        job_id=f"auto-close-{workspace_id}-{int(now.timestamp())}-after-{batch[-1]}")
     return closed
+
+
+def _continue_later(sweep: str, *args, job_id: str) -> None:
+    """The rest of a sweep's backlog in another job at the back of the queues: customers'
+    messages are routed in between instead of waiting behind one long sweep."""
+    get_queue(BACKGROUND_QUEUE).enqueue(f"{__name__}.{sweep}", *args, job_id=job_id)
 
 
 @job

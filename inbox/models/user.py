@@ -68,16 +68,12 @@ class User(UserMixin, Timestamped, db.Model):
     def agent_choices(cls, workspace_id: int) -> list:
         """The active members as (id, name) rows, by name: what an "assign to" menu shows, without
         building 50 full users (password hash, working hours…) for it."""
-        stmt = (select(cls.id, cls.name)
-                .where(cls.workspace_id == workspace_id, cls.is_active_member.is_(True))
-                .order_by(cls.name))
-        return list(db.session.execute(stmt))
+        return list(db.session.execute(cls._members(select(cls.id, cls.name), workspace_id)))
 
     @classmethod
     def agents_of(cls, workspace_id: int) -> list[User]:
-        stmt = (
-            select(cls)
-            .where(cls.workspace_id == workspace_id, cls.is_active_member.is_(True))
-            .order_by(cls.name)
-        )
-        return list(db.session.scalars(stmt))
+        return list(db.session.scalars(cls._members(select(cls), workspace_id)))
+
+    @classmethod
+    def _members(cls, stmt, workspace_id: int):
+        return stmt.where(cls.workspace_id == workspace_id, cls.is_active_member.is_(True)).order_by(cls.name)

@@ -5,7 +5,8 @@ client and with 200 (the browser plus plain HTTP SSE readers on the same session
     .venv/bin/python bench/live.py --messages 100 --clients 1 200
 
 The app runs under gunicorn as `make run` starts it (2 workers, gthread, --threads 128 unless
---threads says otherwise), with one `worker.py` (as `make run`), warmed up by one message first
+--threads says otherwise), with its two `worker.py` processes (as `make run`: `ingest default` and
+`ingest background`, so the periodic sweeps never hold up a message), warmed up by one message first
 (Sara's model loads on the first routing job). Each message comes from a new number, so a new
 conversation row appears at the top of the open inbox: the webhook keeps the request and
 enqueues its ingest job, the worker stores the message and publishes on Redis, every stream
@@ -65,8 +66,8 @@ def main() -> int:
     results = {}
     try:
         started.append(_gunicorn(url, redis_url, base, port, 2, args.threads))
-        started.append(_worker(url, redis_url, base, fake_url))
-        print(f"live: {engine_name(url)}, gunicorn 2 workers × {args.threads} threads, 1 worker.py, "
+        started.extend(_workers(url, redis_url, base, fake_url))
+        print(f"live: {engine_name(url)}, gunicorn 2 workers × {args.threads} threads, 2 worker.py, "
               f"{args.messages} messages")
         _warm_up(app, base, path, sign)
         from playwright.sync_api import sync_playwright
@@ -87,10 +88,13 @@ def main() -> int:
     return 0
 
 
-def _worker(url: str, redis_url: str, base: str, fake_url: str) -> subprocess.Popen:
+def _workers(url: str, redis_url: str, base: str, fake_url: str) -> list[subprocess.Popen]:
+    from inbox.broker import ONE_MACHINE_WORKERS
+
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET_KEY,
            "PUBLIC_BASE_URL": base, "TWILIO_API_BASE_URL": fake_url, "LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env)
+    return [subprocess.Popen([sys.executable, "worker.py", *queues], cwd=ROOT, env=env)
+            for queues in ONE_MACHINE_WORKERS]
 
 
 def _warm_up(app, base: str, path: str, sign, timeout: float = 120) -> None:

@@ -17,6 +17,10 @@ DEFAULT_QUEUE = "default"  # routing, replies, sends, notifications: someone is 
 INGEST_QUEUE = "ingest"  # customers' messages waiting to be stored: taken before anything else
 BACKGROUND_QUEUE = "background"  # periodic sweeps, campaigns: can wait seconds, taken last
 WORKER_QUEUES = (INGEST_QUEUE, DEFAULT_QUEUE, BACKGROUND_QUEUE)  # the order a worker takes them in
+# One machine (`make run`, the Procfile): RQ never interrupts a running job, so a sweep slice or a
+# campaign tick would hold a lone worker for seconds while a customer's message waits. Two workers:
+# replies never wait behind background work, and whichever is free stores customers' messages.
+ONE_MACHINE_WORKERS = ((INGEST_QUEUE, DEFAULT_QUEUE), (INGEST_QUEUE, BACKGROUND_QUEUE))
 log = logging.getLogger(__name__)
 
 

@@ -5,7 +5,8 @@
 3. Demo workspace seeded on first start.
 4. Demo channels talk to a local sandbox Twilio (unless TWILIO_API_BASE_URL is set), which
    also posts delivery receipts back, so replies go queued → sent → delivered on screen.
-5. Web (gunicorn, threads for the live streams) and the RQ worker, until Ctrl-C.
+5. Web (gunicorn, threads for the live streams) and two RQ workers (one for replies, one that
+   also runs the background work; both store customers' messages), until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def main() -> int:
     sandboxes = _start_sandboxes()
 
     from inbox import create_app
+    from inbox.broker import ONE_MACHINE_WORKERS
 
     outcome, logins = _prepare_database(create_app())
     children = [
@@ -116,7 +118,7 @@ def main() -> int:
                           "--worker-class", "gthread", "--workers", "2", "--threads", "128",
                           "--timeout", "0", "--graceful-timeout", "2", "--log-level", "warning",
                           "wsgi:app"], cwd=ROOT),
-        subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT),
+        *(subprocess.Popen([sys.executable, "worker.py", *queues], cwd=ROOT) for queues in ONE_MACHINE_WORKERS),
     ]
     _banner(os.environ["PUBLIC_BASE_URL"], outcome, logins, valkey is not None, bool(sandboxes))
     stopping = False

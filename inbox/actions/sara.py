@@ -72,17 +72,10 @@ def token_usage(workspace_id: int, *, now: datetime, days: int = 30) -> TokenCos
 
 
 def do_update_settings(workspace_id: int, values: dict, *, actor: User | None) -> SaraSettings:
-    from .audit import record, state
+    """No actor: the demo seed switches her on, unaudited."""
+    from .settings import do_save_settings
 
-    settings = SaraSettings.of(workspace_id)
-    before = state(settings, values)
-    for key, value in values.items():
-        setattr(settings, key, value)
-    db.session.add(settings)
-    if actor is not None:  # the demo seed switches her on unaudited
-        record(actor, "sara.settings", settings, before, state(settings, values), workspace_id=workspace_id)
-    outbox.commit()
-    return settings
+    return do_save_settings(SaraSettings, workspace_id, values, action="sara.settings", actor=actor)
 
 
 def check_article(form) -> dict:

@@ -16,6 +16,7 @@ from ..errors import ValidationError
 from ..extensions import db
 from ..models import Holiday, Priority, SlaPolicy, SlaScope, TicketCategory, TicketSettings, User
 from .audit import record, state
+from .settings import do_save_settings
 from .timetracking import check_hourly_cost
 
 _BOUNDS = {"auto_close_days": (0, 365), "reopen_window_days": (0, 365), "sla_reminder_hours": (1, 72)}
@@ -33,29 +34,28 @@ def check_int(value, *, field: str, low: int, high: int) -> int:
     return number
 
 
-def do_update_ticket_settings(workspace_id: int, form: Mapping, *, actor: User) -> TicketSettings:
-    settings = TicketSettings.ensure(workspace_id)
-    before = state(settings, _AUDITED)
-    for name, (low, high) in _BOUNDS.items():
-        if name in form:
-            setattr(settings, name, check_int(form[name], field=name, low=low, high=high))
-    for name in _FLAGS:
-        setattr(settings, name, form.get(name) == "1")
-    currency = (form.get("currency") or settings.currency or "EUR").strip().upper()
+def check_ticket_settings(workspace_id: int, form: Mapping) -> dict:
+    """The values of the ticket automation form; a delay missing from the form stays as it is."""
+    values = {name: check_int(form[name], field=name, low=low, high=high)
+              for name, (low, high) in _BOUNDS.items() if name in form}
+    values.update({name: form.get(name) == "1" for name in _FLAGS})
+    currency = (form.get("currency") or TicketSettings.of(workspace_id).currency or "EUR").strip().upper()
     if len(currency) != 3 or not currency.isalpha():
         raise ValidationError(_("Enter a three-letter currency code such as EUR."), field="currency")
-    settings.currency = currency
+    values["currency"] = currency
     on_call = form.get("on_call_user_id") or ""
+    values["on_call_user_id"] = None
     if on_call.isdigit():
         user = db.session.get(User, int(on_call))
         if user is None or user.workspace_id != workspace_id:
             raise ValidationError(_("This agent does not exist or is deactivated."), field="on_call_user_id")
-        settings.on_call_user_id = user.id
-    else:
-        settings.on_call_user_id = None
-    record(actor, "tickets.settings", settings, before, state(settings, _AUDITED), workspace_id=workspace_id)
-    outbox.commit()
-    return settings
+        values["on_call_user_id"] = user.id
+    return values
+
+
+def do_update_ticket_settings(workspace_id: int, form: Mapping, *, actor: User) -> TicketSettings:
+    return do_save_settings(TicketSettings, workspace_id, check_ticket_settings(workspace_id, form),
+                            action="tickets.settings", actor=actor, audited=_AUDITED)
 
 
 def do_set_business_hours(workspace_id: int, days: list[str], *, actor: User) -> TicketSettings:
@@ -69,13 +69,8 @@ def do_set_business_hours(workspace_id: int, days: list[str], *, actor: User) ->
     if not any(week):
         raise ValidationError(_("Open at least one day a week, or SLA deadlines can never be met."),
                               field="business_hours")
-    settings = TicketSettings.ensure(workspace_id)
-    before = {"business_hours": settings.business_hours}
-    settings.business_hours = week_to_json(week)
-    record(actor, "tickets.business_hours", settings, before, {"business_hours": settings.business_hours},
-           workspace_id=workspace_id)
-    outbox.commit()
-    return settings
+    return do_save_settings(TicketSettings, workspace_id, {"business_hours": week_to_json(week)},
+                            action="tickets.business_hours", actor=actor)
 
 
 def do_add_holiday(workspace_id: int, day: str, name: str, *, actor: User) -> Holiday:

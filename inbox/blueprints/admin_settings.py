@@ -18,6 +18,7 @@ from ..actions.workspace_settings import (
 )
 from ..extensions import db
 from ..models import AuditEntry, User
+from .marketing import campaign_status_label
 from .settings import admin_required
 
 bp = Blueprint("admin_settings", __name__)
@@ -122,7 +123,15 @@ def field_label(name: str) -> str:
     return str(FIELD_LABELS.get(name, name))
 
 
-def audit_value(value) -> str:
+# Recorded values that are kinds or states, shown in the reader's words: (action group, field) →
+# the same label function the feature's own pages use.
+VALUE_LABELS = {("campaign.", "status"): campaign_status_label}
+
+
+def audit_value(value, *, action: str = "", field: str = "") -> str:
+    label = VALUE_LABELS.get((action.partition(".")[0] + ".", field))
+    if label is not None and isinstance(value, str):
+        return label(value)
     if value is None or value == "":
         return "–"
     if isinstance(value, bool):

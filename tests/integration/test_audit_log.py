@@ -382,12 +382,35 @@ def test_campaign_changes_are_recorded(client, admin, workspace):
     rows = audit_rows(client, "campaign.")
     assert len(rows) == 4 and all("Camille Admin" in r for r in rows)
     cancel_row, schedule_row, edit_row, create_row = rows
-    assert "Campagne annulée" in cancel_row and shows(cancel_row, "Statut", "scheduled", "cancelled")
-    assert "Campagne programmée" in schedule_row and shows(schedule_row, "Statut", "draft", "scheduled")
+    assert "Campagne annulée" in cancel_row and shows(cancel_row, "Statut", "Programmé", "Annulé")
+    assert "Campagne programmée" in schedule_row and shows(schedule_row, "Statut", "Brouillon", "Programmé")
     assert "Campagne modifiée" in edit_row
     assert shows(edit_row, "Variables", '{"offer": "-20 %"}'.replace('"', "&#34;"),
                  '{"offer": "-30 %"}'.replace('"', "&#34;"))
     assert "Campagne ajoutée" in create_row and "Printemps" in create_row
+
+
+def test_campaign_statuses_read_in_the_admins_language(client, admin, workspace):
+    template, segment = make_template(workspace), make_segment(workspace)
+    login(client, admin)
+    form = {"name": "Printemps", "template_id": str(template.id), "segment_id": str(segment.id),
+            "variables": "offer=-20 %", "channel_order": ["sms"]}
+    client.post("/outbound/campaigns/new", data=form)
+    [created] = entries("campaign.create")
+    later = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    client.post(f"/outbound/campaigns/{created.object_id}/launch", data={"mode": "later", "send_at": later})
+    client.post(f"/outbound/campaigns/{created.object_id}/cancel")
+
+    cancel_row, schedule_row = audit_rows(client, "campaign.")[:2]
+    assert shows(cancel_row, "Status", "Scheduled", "Cancelled")
+    assert shows(schedule_row, "Status", "Draft", "Scheduled")
+    assert "scheduled" not in cancel_row.replace("campaign.", "")  # never the recorded value
+
+    db.session.rollback()  # the test's read snapshot would hold SQLite's lock
+    in_french(workspace)
+    cancel_row, schedule_row = audit_rows(client, "campaign.")[:2]
+    assert shows(cancel_row, "Statut", "Programmé", "Annulé")
+    assert shows(schedule_row, "Statut", "Brouillon", "Programmé")
 
 
 def test_campaign_pause_and_resume_are_recorded(client, admin, workspace):
@@ -405,6 +428,6 @@ def test_campaign_pause_and_resume_are_recorded(client, admin, workspace):
 
     resume_row, pause_row, launch_row = audit_rows(client, "campaign.")[:3]
     assert "Camille Admin" in resume_row and "Campagne reprise" in resume_row
-    assert shows(resume_row, "Statut", "paused", "sending")
-    assert "Campagne mise en pause" in pause_row and shows(pause_row, "Statut", "sending", "paused")
+    assert shows(resume_row, "Statut", "En pause", "Envoi…")
+    assert "Campagne mise en pause" in pause_row and shows(pause_row, "Statut", "Envoi…", "En pause")
     assert "Campagne lancée" in launch_row

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from inbox.charts import SERIES_CLASSES
+
 CSS_DIR = Path(__file__).resolve().parents[2] / "inbox" / "static" / "css"
 CSS = CSS_DIR / "app.css"
 PAGE_SHEETS = ("tickets.css", "reports.css", "portal.css", "crm.css", "outbound.css")
@@ -141,3 +143,54 @@ def test_hard_coded_colours_of_the_page_sheets_have_a_contrast_of_4_5(theme):
     failures = [f"{rule} on {where}: {contrast(fg, bg):.2f}" for rule, where, fg, bg in text_pairs(theme)
                 if contrast(fg, bg) < 4.5]
     assert failures == [], f"{theme} theme below 4.5:1"
+
+
+# -- the report charts (inbox/charts.py, drawn by reports/_charts.html, styled by reports.css) ----
+CHART_SURFACE = "--panel"  # every chart sits in a .report section
+
+
+def chart_paints(theme: str) -> list[tuple[str, str, str]]:
+    """(selector, property, colour) of every fill, stroke or text colour of the chart rules."""
+    colours = custom_properties(CSS.read_text())[theme]
+    found = []
+    for selector, props in rules((CSS_DIR / "reports.css").read_text()):
+        if "chart" in selector or selector.startswith("rect.s"):
+            for prop in ("fill", "stroke", "color"):
+                if prop in props:
+                    colour = resolve(props[prop], colours)
+                    assert colour, f"reports.css {selector}: cannot read the colour {props[prop]!r}"
+                    found.append((selector, prop, colour))
+    return found
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_chart_series_stands_out_from_the_panel_at_3_to_1(theme):
+    panel = custom_properties(CSS.read_text())[theme][CHART_SURFACE]
+    series = {selector: colour for selector, prop, colour in chart_paints(theme)
+              if selector.startswith("rect.s") and prop == "fill"}
+    assert sorted(series) == sorted(f"rect.{css}" for css in SERIES_CLASSES)  # one colour per series
+    failures = [f"{selector} {colour}: {contrast(colour, panel):.2f}" for selector, colour in series.items()
+                if contrast(colour, panel) < 3.0]
+    assert failures == [], f"{theme} theme: series below 3:1 on the panel"
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_chart_text_reads_at_4_5_and_its_lines_show_at_3_to_1(theme):
+    """Axis labels, the legend and the empty-chart line are text (4.5:1); the axis and the grid
+    lines that carry the scale are graphics (3:1). Bars are outlined in the panel's own colour:
+    series differ from each other by less than 3:1, so a stacked segment's neighbour is the
+    panel, not the next series."""
+    panel = custom_properties(CSS.read_text())[theme][CHART_SURFACE]
+    failures = []
+    for selector, prop, colour in chart_paints(theme):
+        if prop == "stroke" and colour == panel:
+            assert selector.startswith(".chart-bars rect"), f"{selector}: a line the colour of the panel"
+            continue
+        if selector.startswith("rect.s"):
+            continue  # the series: the test above
+        text = prop == "color" or "text" in selector or "empty" in selector
+        if contrast(colour, panel) < (4.5 if text else 3.0):
+            failures.append(f"{selector} {prop} {colour}: {contrast(colour, panel):.2f}")
+    assert failures == [], f"{theme} theme: chart paint below its contrast"
+    outlined = [s for s, prop, c in chart_paints(theme) if s == ".chart-bars rect" and prop == "stroke"]
+    assert outlined, "bars lost the outline that separates the series"

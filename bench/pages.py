@@ -149,6 +149,9 @@ def _cases(agent, refs: dict) -> list:
         # Nothing matches: every candidate is examined (django-helpdesk's bench has the same case).
         ("tickets: search, no match", "/tickets?status=any&q=xylophone", "search"),
         ("tickets: search, short query", "/tickets?status=any&q=xy", "search"),
+        # One or two characters that match: the start of a subject word ("livraison"), a ticket number.
+        ("tickets: search, short query, word start", "/tickets?status=any&q=li", "search"),
+        ("tickets: search, short query, number", "/tickets?status=any&q=12", "search"),
         ("client page (2 conversations, tickets)", f"/contacts/{refs['contact']}", "conversation"),
         ("client page (500-message contact)", f"/contacts/{refs['big_contact']}", "conversation"),
         ("clients: list", "/contacts", "inbox"),

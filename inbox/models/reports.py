@@ -457,22 +457,16 @@ DECISION_KINDS = ("auto_reply", "collect", "escalate", "hand_to_human")
 
 def conversion(workspace_id: int, f: ReportFilter, w: Window) -> Conversion:
     """Three queries: conversations by who answered, Sara's decisions, appointments."""
-    scope = _message_scope(workspace_id, f, w)
-    per_conversation = (
-        select(Message.conversation_id,
-               func.max(case((_RECEIVED, 1), else_=0)).label("wrote"),
-               func.max(case((and_(_SENT, Message.sender_kind == SenderKind.AGENT), 1), else_=0)).label("person"),
-               func.max(case((and_(_SENT, Message.sender_kind == SenderKind.BOT), 1), else_=0)).label("bot"))
-        .where(*scope).group_by(Message.conversation_id))
-    per_conversation = _channel_join(per_conversation, f).subquery()
-    c = per_conversation.c
-    row = db.session.execute(
-        select(func.count(), _count(c.person == 1), _count(c.person == 0, c.bot == 1),
-               _count(c.person == 0, c.bot == 0)).where(c.wrote == 1)).one()
-    decisions_stmt = _channel_join(
-        select(SaraDecision.kind, func.count(SaraDecision.id)).join(Message, Message.id == SaraDecision.message_id), f,
-    ).where(SaraDecision.workspace_id == workspace_id, SaraDecision.created_at >= w.start,
-            SaraDecision.created_at < w.end, *_message_filters(workspace_id, f)).group_by(SaraDecision.kind)
+    by_answer = _conversations_by_answer(workspace_id, f, w)
+    filters = _message_filters(workspace_id, f)
+    decisions_stmt = (select(SaraDecision.kind, func.count(SaraDecision.id))
+                      .where(SaraDecision.workspace_id == workspace_id, SaraDecision.created_at >= w.start,
+                             SaraDecision.created_at < w.end, *filters).group_by(SaraDecision.kind))
+    if filters:
+        # The filters read the decision's message (its channel, contact, conversation as it is now:
+        # a merge moves messages, not decisions). Unfiltered, every decision has its message (foreign
+        # key, not null), so the join would only cost a primary-key lookup per decision.
+        decisions_stmt = _channel_join(decisions_stmt.join(Message, Message.id == SaraDecision.message_id), f)
     decisions = dict.fromkeys(DECISION_KINDS, 0) | {str(k): int(n) for k, n in db.session.execute(decisions_stmt)}
     appointment_scope = [Appointment.workspace_id == workspace_id, Appointment.starts_at >= w.start,
                          Appointment.starts_at < w.end]
@@ -484,8 +478,28 @@ def conversion(workspace_id: int, f: ReportFilter, w: Window) -> Conversion:
         str(s): int(n) for s, n in db.session.execute(
             select(Appointment.status, func.count(Appointment.id)).where(*appointment_scope)
             .group_by(Appointment.status))}
-    return Conversion(conversations=int(row[0]), by_people=int(row[1]), by_bot=int(row[2]), unanswered=int(row[3]),
+    people, bot, unanswered = (by_answer.get(k, 0) for k in (_PERSON_ANSWERED, _BOT_ANSWERED, None))
+    return Conversion(conversations=people + bot + unanswered, by_people=people, by_bot=bot, unanswered=unanswered,
                       decisions=decisions, appointments=appointments)
+
+
+_PERSON_ANSWERED, _BOT_ANSWERED = 2, 1  # a person's answer outranks Sara's
+
+
+def _conversations_by_answer(workspace_id: int, f: ReportFilter, w: Window) -> dict[int | None, int]:
+    """Conversations customers wrote in during the range, counted by the best answer they got in it
+    (a person, Sara only, none: None). Two narrow groupings joined on the conversation: the distinct
+    conversations of the received messages, and each conversation's best answer among the sent ones.
+    Grouping every message of the range with three flags each cost ~20 % more on SQLite (its GROUP BY
+    sorts) for the same figures; PostgreSQL is even."""
+    scope = _message_scope(workspace_id, f, w)
+    wrote = _channel_join(select(Message.conversation_id), f).where(*scope, _RECEIVED).distinct().subquery()
+    best = func.max(case((Message.sender_kind == SenderKind.AGENT, _PERSON_ANSWERED), else_=_BOT_ANSWERED))
+    answers = (_channel_join(select(Message.conversation_id, best.label("answer")), f).where(*scope, _SENT)
+               .group_by(Message.conversation_id).subquery())
+    stmt = (select(answers.c.answer, func.count()).select_from(wrote)
+            .outerjoin(answers, answers.c.conversation_id == wrote.c.conversation_id).group_by(answers.c.answer))
+    return {None if answer is None else int(answer): int(n) for answer, n in db.session.execute(stmt)}
 
 
 # -- preferred channels ----------------------------------------------------------------------------

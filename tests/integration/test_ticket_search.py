@@ -1,6 +1,7 @@
 """The ticket list's keyword search (trigram index on SQLite, pg_trgm on PostgreSQL), seen through the
 list: by any part of the subject or description, the reference or the client; accents and case
-ignored; the index follows edits and deletions; never another workspace's tickets."""
+ignored; one or two characters find a ticket number or the start of a subject's word (a word
+index); the indexes follow edits and deletions; never another workspace's tickets."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_search_finds_tickets_by_subject_description_reference_or_client(logged_
     assert listed(logged_in, invoice.reference) == listed(logged_in, "#2") == [invoice.id]
     assert listed(logged_in, "fournier") == [invoice.id, parcel.id]  # the client, newest first
     assert listed(logged_in, "dupuis") == [screen.id]
-    assert listed(logged_in, "do") == [invoice.id]  # shorter than a trigram: LIKE
+    assert listed(logged_in, "do") == [invoice.id]  # shorter than a trigram: the start of a subject word
     assert listed(logged_in, "xylophone") == []
     assert listed(logged_in, '"4471" OR *') == []  # FTS syntax is plain text
     assert listed(logged_in, "100%") == []  # so are LIKE's wildcards
@@ -80,22 +81,42 @@ def test_a_search_costs_as_many_queries_as_the_plain_list(app, logged_in, agent,
     assert queries(q="demande") == queries(q="TKT-000003") == queries(q="de") == plain
 
 
+def test_one_or_two_characters_find_a_ticket_number_or_a_subject_word_by_its_start(logged_in, agent, contact):
+    requests = [make_ticket(contact, subject=f"Demande {i}") for i in range(1, 13)]
+    parcel = make_ticket(contact, subject="Colis abîmé à l'entrepôt", description="Urgent : carton déchiré")
+    by_number = {t.number: t.id for t in requests}
+
+    assert listed(logged_in, "1") == [by_number[1]]  # the number, not "Demande 1", "Demande 10"…
+    assert listed(logged_in, "12") == [by_number[12]]
+    assert listed(logged_in, "#7") == [by_number[7]]
+    assert listed(logged_in, "99") == []
+    assert listed(logged_in, "ab") == listed(logged_in, "AB") == listed(logged_in, "Âb") == [parcel.id]
+    assert listed(logged_in, "en") == [parcel.id]  # "entrepôt", not "Demande" (inside a word)
+    assert listed(logged_in, "bi") == []  # inside "abîmé": three characters find that
+    assert listed(logged_in, "ur") == listed(logged_in, "ca") == []  # the description is not a subject
+    assert listed(logged_in, "fo") == []  # nor is the client's name ("Fournier"): from three characters
+    assert listed(logged_in, "de") == [t.id for t in reversed(requests)]  # newest first
+    assert listed(logged_in, "%") == listed(logged_in, "_") == listed(logged_in, '"') == []
+
+
 def test_the_index_follows_edits_and_deletions(app, logged_in, agent, admin, contact):
     ticket = make_ticket(contact, subject="Colis abîmé", description="Carton déchiré")
     kept = make_ticket(contact, subject="Colis en retard")
     assert listed(logged_in, "abime") == [ticket.id]
 
+    assert listed(logged_in, "ab") == [ticket.id]
+
     ticket.subject, ticket.description = "Remboursement demandé", ""
     db.session.commit()
-    assert listed(logged_in, "rembourse") == [ticket.id]
-    assert listed(logged_in, "abime") == listed(logged_in, "dechire") == []
+    assert listed(logged_in, "rembourse") == listed(logged_in, "de") == [ticket.id]
+    assert listed(logged_in, "abime") == listed(logged_in, "dechire") == listed(logged_in, "ab") == []
 
     for dependent in (TicketEvent, Notification):  # its history and the admins' "new ticket" alerts
         db.session.execute(delete(dependent).where(dependent.ticket_id == ticket.id))
     db.session.execute(delete(Ticket).where(Ticket.id == ticket.id))
     db.session.commit()
-    assert listed(logged_in, "rembourse") == []
-    assert listed(logged_in, "colis") == [kept.id]
+    assert listed(logged_in, "rembourse") == listed(logged_in, "de") == []
+    assert listed(logged_in, "colis") == listed(logged_in, "co") == [kept.id]
 
     do_erase_contact(contact, actor=admin, confirmation=contact.name)  # subjects become references
     assert listed(logged_in, "retard") == []
@@ -115,8 +136,10 @@ def test_search_never_shows_another_workspace(logged_in, agent, contact):
 def test_install_is_idempotent_and_rebuild_reindexes(app, agent, contact):
     ticket = make_ticket(contact, subject="Rendez-vous annulé")
     with db.engine.begin() as connection:
-        search.install(connection, "ticket")
-        search.install(connection, "ticket")
-        search.rebuild(connection, "ticket")
-    stmt = search.ticket_ids_matching("annule", dialect_name=db.engine.dialect.name)
-    assert list(db.session.scalars(stmt)) == [ticket.id]
+        for table in ("ticket", "ticket_words"):
+            search.install(connection, table)
+            search.install(connection, table)
+            search.rebuild(connection, table)
+    for q in ("annule", "an"):
+        stmt = search.ticket_ids_matching(q, dialect_name=db.engine.dialect.name)
+        assert list(db.session.scalars(stmt)) == [ticket.id], q

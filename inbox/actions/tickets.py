@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import get_in_workspace
 from .. import outbox
@@ -74,9 +75,12 @@ def access_ticket_page(ticket_id: int, user: User) -> Ticket:
     """access_ticket, with what the page's side panel shows besides the ticket read in the same
     query: its rating and the conversations it is linked to (their number and last activity:
     nothing of theirs is loaded further). The page never lists the contact's identities."""
-    return get_in_workspace(Ticket, ticket_id, user.workspace_id, options=(
+    ticket = get_in_workspace(Ticket, ticket_id, user.workspace_id, options=(
         joinedload(Ticket.contact).lazyload(Contact.identities), joinedload(Ticket.rating),
-        joinedload(Ticket.conversations).lazyload("*")))
+        joinedload(Ticket.links).joinedload(TicketConversation.conversation).lazyload("*")))
+    if "conversations" not in ticket.__dict__:  # not loaded earlier in this session
+        set_committed_value(ticket, "conversations", [link.conversation for link in ticket.links])
+    return ticket
 
 
 def access_ticket_attachment(ticket: Ticket, attachment_id: int) -> TicketAttachment:

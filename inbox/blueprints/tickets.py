@@ -22,7 +22,7 @@ from ..actions.tickets import (
     FieldErrors, access_ticket, access_ticket_attachment, access_ticket_page, check_admin, check_category,
     check_ticket_input, check_ticket_priority, check_ticket_status, do_add_ticket_note, do_assign_ticket,
     do_change_status, do_create_ticket, do_set_tags, do_set_ticket_category, do_set_ticket_priority,
-    _conversation_for, files_by_event,
+    files_by_event,
 )
 from ..actions.timetracking import (
     check_minutes, check_note, check_work_date, do_delete_time_entry, do_log_time, do_start_timer,
@@ -33,8 +33,8 @@ from ..errors_http import toast_headers
 from ..extensions import db
 from ..i18n import translated_once
 from ..models import (
-    Availability, Notification, Priority, Ticket, TicketAttachment, TicketCategory, TicketSettings, TicketSource,
-    TicketStatus, TimeEntry, User, utcnow,
+    Availability, Conversation, Notification, Priority, Ticket, TicketAttachment, TicketCategory, TicketSettings,
+    TicketSource, TicketStatus, TimeEntry, User, utcnow,
 )
 from ..models.ticket import allowed_transitions
 from ..models.ticket_queries import (
@@ -366,7 +366,10 @@ def _time_context(ticket: Ticket) -> dict:
 
 
 def _composer_context(ticket: Ticket) -> dict:
-    return {"ticket": ticket, "channels": reply_channels(_conversation_for(ticket, automated=False)),
+    # The channels a reply can take depend on the contact alone (the conversation it joins is
+    # found when it is sent): no need to look that conversation up to draw the composer.
+    unsent = Conversation(workspace_id=ticket.workspace_id, contact_id=ticket.contact_id)
+    return {"ticket": ticket, "channels": reply_channels(unsent),
             "key": uuid.uuid4().hex}
 
 

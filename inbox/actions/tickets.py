@@ -19,9 +19,12 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import get_in_workspace
 from .. import outbox
+from ..business_time import week_from_json
 from ..errors import NotAllowed, ValidationError
 from ..extensions import db
 from ..models import (
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 SUBJECT_MAX = 200
 DESCRIPTION_MAX = 20_000
 TAG_MAX, TAGS_MAX = 32, 10
+ANNOUNCE_JOB = "inbox.jobs.tickets.announce_new_ticket"
 
 
 class FieldErrors(ValidationError):
@@ -65,6 +69,18 @@ class TicketInput:
 def access_ticket(ticket_id: int, user: User) -> Ticket:
     """The ticket if the user's workspace owns it; 404 otherwise (existence never leaks)."""
     return get_in_workspace(Ticket, ticket_id, user.workspace_id)
+
+
+def access_ticket_page(ticket_id: int, user: User) -> Ticket:
+    """access_ticket, with what the page's side panel shows besides the ticket read in the same
+    query: its rating and the conversations it is linked to (their number and last activity:
+    nothing of theirs is loaded further). The page never lists the contact's identities."""
+    ticket = get_in_workspace(Ticket, ticket_id, user.workspace_id, options=(
+        joinedload(Ticket.contact).lazyload(Contact.identities), joinedload(Ticket.rating),
+        joinedload(Ticket.links).joinedload(TicketConversation.conversation).lazyload("*")))
+    if "conversations" not in ticket.__dict__:  # not loaded earlier in this session
+        set_committed_value(ticket, "conversations", [link.conversation for link in ticket.links])
+    return ticket
 
 
 def access_ticket_attachment(ticket: Ticket, attachment_id: int) -> TicketAttachment:
@@ -164,13 +180,19 @@ def do_create_ticket(
     category: TicketCategory | str = TicketCategory.GENERAL, priority: Priority | str = Priority.MEDIUM,
     actor: User | None = None, source: TicketSource | str = TicketSource.AGENT,
     conversation: Conversation | None = None, assignee: User | None = None,
-    tags: Iterable[str] = (), notify_customer: bool = True, now: datetime | None = None,
+    tags: Iterable[str] = (), notify_customer: bool = True, announce_later: bool = False,
+    now: datetime | None = None,
 ) -> Ticket:
     """Open a ticket for a client (agents, escalation, API, portal, Telegram, the AI agent).
 
     SLA deadlines are computed in business time and stored; the ticket is auto-assigned when
     the workspace says so and nobody was named; a critical ticket pages the on-call agent;
     the customer gets the number and the promised answer time on their channel.
+
+    `announce_later`: telling people (dispatchers or the on-call agent, the team's group, the
+    customer) goes to a job promised in the same transaction (the API answers with the stored
+    ticket; what it says does not depend on those messages). Elsewhere they are sent at once:
+    the agent who opened the ticket sees the confirmation on the page they land on.
     """
     data = check_ticket_input(subject=subject, description=description, category=category,
                               priority=priority, tags=tags)
@@ -184,7 +206,7 @@ def do_create_ticket(
         status_changed_at=now,
     )
     ticket.contact = contact
-    _set_deadlines(ticket, start=now)
+    _set_deadlines(ticket, start=now, settings=settings)
     _insert_with_number(ticket)
     _event(ticket, TicketEventKind.CREATED, actor=actor, internal=False, body=data.description,
            data={"source": str(ticket.source), "actor": actor.name if actor else None}, now=now)
@@ -195,6 +217,38 @@ def do_create_ticket(
     elif settings.auto_assign:
         from .assignment import auto_assign
         auto_assign(ticket, now=now)
+    if announce_later:
+        outbox.enqueue_job(ANNOUNCE_JOB, ticket.id, notify_customer, job_id=f"ticket-{ticket.id}-announce",
+                           workspace_id=ticket.workspace_id, retry_intervals=[10, 60, 300])
+    else:
+        _announce(ticket, settings, actor=actor, notify_customer=notify_customer, now=now)
+    _changed(ticket)
+    outbox.commit()
+    log.info("ticket created ticket_id=%s workspace_id=%s source=%s", ticket.id, ticket.workspace_id, ticket.source)
+    return ticket
+
+
+def do_announce_new_ticket(ticket_id: int, *, notify_customer: bool) -> None:
+    """The announcements of a ticket created with `announce_later` (a job). Run twice, it tells
+    nobody twice: notifications and team alerts are keyed, and the confirmation is sent only
+    when the ticket's history has none yet. Its history line keeps the creation's time."""
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None:
+        return
+    confirmed = any((e.data or {}).get("what") == "confirmation" for e in db.session.scalars(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket.id,
+                                  TicketEvent.kind == TicketEventKind.CUSTOMER_NOTIFIED)))
+    actor = db.session.get(User, ticket.created_by_id) if ticket.created_by_id else None
+    _announce(ticket, TicketSettings.of(ticket.workspace_id), actor=actor,
+              notify_customer=notify_customer and not confirmed, now=ticket.created_at)
+    _changed(ticket)  # an open page shows the confirmation line
+    outbox.commit()
+
+
+def _announce(ticket: Ticket, settings: TicketSettings, *, actor: User | None, notify_customer: bool,
+              now: datetime) -> None:
+    """Who hears of a new ticket: the on-call agent for a critical one, else the dispatchers if
+    nobody owns it; the customer (their confirmation); the team's group."""
     if ticket.priority == Priority.CRITICAL:
         _page_on_call(ticket, settings)
     elif ticket.assignee_id is None:
@@ -202,10 +256,6 @@ def do_create_ticket(
     if notify_customer and settings.confirm_new_tickets:
         _tell_customer(ticket, "confirmation", now=now)
     team_alerts.ticket_created(ticket)
-    _changed(ticket)
-    outbox.commit()
-    log.info("ticket created ticket_id=%s workspace_id=%s source=%s", ticket.id, ticket.workspace_id, ticket.source)
-    return ticket
 
 
 def _tell_dispatchers(ticket: Ticket, *, actor: User | None) -> None:
@@ -232,9 +282,12 @@ def _insert_with_number(ticket: Ticket) -> None:
     raise RuntimeError("could not allocate a ticket number")
 
 
-def _set_deadlines(ticket: Ticket, *, start: datetime) -> None:
+def _set_deadlines(ticket: Ticket, *, start: datetime, settings: TicketSettings | None = None) -> None:
+    """`settings`: the workspace's, when the caller holds them (defaults are a transient row,
+    which the session cannot hand out again without asking the database)."""
     targets = targets_for(SlaPolicy.of_workspace(ticket.workspace_id), ticket.category, ticket.priority)
-    first_response, resolution = deadlines(calendar_of(ticket.workspace_id), start, targets,
+    week = week_from_json(settings.business_hours) if settings is not None else None
+    first_response, resolution = deadlines(calendar_of(ticket.workspace_id, week=week), start, targets,
                                            paused=timedelta(seconds=ticket.sla_paused_seconds or 0))
     if ticket.first_responded_at is None and ticket.first_response_breached_at is None:
         if ticket.first_response_due_at != first_response:

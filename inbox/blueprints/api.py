@@ -16,6 +16,7 @@ from datetime import datetime
 from flask import Blueprint, abort, current_app, g, jsonify, make_response, request
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
 from werkzeug.exceptions import HTTPException
 
 from ..actions.api_tokens import Principal, authenticate
@@ -183,7 +184,8 @@ def create_ticket():
         raise FieldErrors(errors)
     ticket = do_create_ticket(contact, subject=fields.subject, description=fields.description,
                               category=fields.category, priority=fields.priority, tags=fields.tags,
-                              actor=me.user, assignee=assignee, source=TicketSource.API, notify_customer=notify)
+                              actor=me.user, assignee=assignee, source=TicketSource.API, notify_customer=notify,
+                              announce_later=True)
     response = make_response(jsonify(ticket_id=ticket.id, number=ticket.reference, status=str(ticket.status),
                                      created_at=_iso(ticket.created_at), url=_page_url(ticket)), 201)
     response.headers["Location"] = f"/api/tickets/{ticket.id}"
@@ -199,7 +201,8 @@ def _contact_for_new_ticket(me: Principal, contact_id: int | None, errors: dict[
         if "contact_id" not in errors:
             errors["contact_id"] = _("Say which client the ticket is for (contact_id).")
         return None
-    contact = db.session.get(Contact, contact_id)
+    # Its identities (loaded with a contact by default) are not needed to open a ticket.
+    contact = db.session.get(Contact, contact_id, options=[lazyload(Contact.identities)])
     if contact is None or contact.workspace_id != me.workspace_id:
         errors["contact_id"] = _("No client with this id in your workspace.")
         return None

@@ -19,28 +19,27 @@ from ..actions.conversations import access_agent, access_conversation, reply_cha
 from ..actions.notifications import do_mark_read, notification_details, notification_path, notification_text
 from ..actions.portal import check_files, do_attach_files
 from ..actions.tickets import (
-    FieldErrors, access_ticket, access_ticket_attachment, check_admin, check_category,
+    FieldErrors, access_ticket, access_ticket_attachment, access_ticket_page, check_admin, check_category,
     check_ticket_input, check_ticket_priority, check_ticket_status, do_add_ticket_note, do_assign_ticket,
     do_change_status, do_create_ticket, do_set_tags, do_set_ticket_category, do_set_ticket_priority,
-    _conversation_for, files_by_event,
+    files_by_event,
 )
 from ..actions.timetracking import (
     check_minutes, check_note, check_work_date, do_delete_time_entry, do_log_time, do_start_timer,
-    do_stop_timer, entries_of_ticket, local_today, running_timer,
+    do_stop_timer, local_today,
 )
 from ..errors import ValidationError
 from ..errors_http import toast_headers
 from ..extensions import db
 from ..i18n import translated_once
 from ..models import (
-    Availability, Notification, Priority, Ticket, TicketAttachment, TicketCategory, TicketSettings, TicketSource,
-    TicketStatus, TimeEntry, User, utcnow,
+    Availability, Conversation, Notification, Priority, Ticket, TicketAttachment, TicketCategory, TicketSettings,
+    TicketSource, TicketStatus, TimeEntry, User, utcnow,
 )
 from ..models.ticket import allowed_transitions
 from ..models.ticket_queries import (
-    TicketCursor, TicketFilter, first_inbound_messages, ticket_kpis, ticket_timeline, tickets_page,
+    TicketCursor, TicketFilter, first_inbound_messages, ticket_kpis, ticket_time, ticket_timeline, tickets_page,
 )
-from ..models.timeentry import spend_of
 from .portal import send_ticket_attachment
 
 bp = Blueprint("tickets", __name__)
@@ -200,7 +199,7 @@ def _render_form(contact, conversation, form, errors: dict, status: int = 200):
 @bp.get("/tickets/<int:ticket_id>")
 @login_required
 def show(ticket_id: int):
-    ticket = access_ticket(ticket_id, current_user)
+    ticket = access_ticket_page(ticket_id, current_user)
     return render_template("tickets/show.html", **{**_ticket_context(ticket), **_side_context(ticket),
                                                    **_composer_context(ticket)})
 
@@ -215,7 +214,7 @@ def timeline(ticket_id: int):
 @bp.get("/tickets/<int:ticket_id>/side")
 @login_required
 def side(ticket_id: int):
-    ticket = access_ticket(ticket_id, current_user)
+    ticket = access_ticket_page(ticket_id, current_user)
     template = "tickets/_side_live.html" if request.args.get("part") == "live" else "tickets/_side.html"
     return render_template(template, **_side_context(ticket))
 
@@ -355,15 +354,22 @@ def _side_context(ticket: Ticket) -> dict:
         "ticket": ticket, "now": now, "settings": settings,
         "transitions": sorted(allowed_transitions(ticket.status), key=list(TicketStatus).index),
         "agents": User.agent_choices(ticket.workspace_id), "priorities": list(Priority),
-        "categories": list(TicketCategory), "entries": entries_of_ticket(ticket.id),
-        "spend": spend_of(ticket.workspace_id, ticket_id=ticket.id), "running": running_timer(current_user.id),
+        "categories": list(TicketCategory), **_time_context(ticket),
         "budgets": budgets_of_contact(ticket.contact, now=now), "today": local_today(workspace.id, now),
         "rating": ticket.rating, "reminder_hours": settings.sla_reminder_hours,
     }
 
 
+def _time_context(ticket: Ticket) -> dict:
+    time = ticket_time(ticket, user_id=current_user.id)
+    return {"entries": time.entries, "spend": time.spend, "running": time.running}
+
+
 def _composer_context(ticket: Ticket) -> dict:
-    return {"ticket": ticket, "channels": reply_channels(_conversation_for(ticket, automated=False)),
+    # The channels a reply can take depend on the contact alone (the conversation it joins is
+    # found when it is sent): no need to look that conversation up to draw the composer.
+    unsent = Conversation(workspace_id=ticket.workspace_id, contact_id=ticket.contact_id)
+    return {"ticket": ticket, "channels": reply_channels(unsent),
             "key": uuid.uuid4().hex}
 
 

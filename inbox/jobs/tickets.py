@@ -39,6 +39,11 @@ def email_notification(notification_id: int) -> None:
 
 
 @job
+def announce_new_ticket(ticket_id: int, notify_customer: bool = True) -> None:
+    tickets.do_announce_new_ticket(ticket_id, notify_customer=notify_customer)
+
+
+@job
 def check_contact_budgets(contact_id: int, now_iso: str | None = None) -> None:
     budgets.do_check_budget_alerts(contact_id, now=_now(now_iso))
 

@@ -117,9 +117,10 @@ class Holiday(db.Model):
 def calendar_of(workspace_id: int, *, week=None) -> BusinessCalendar:
     """The workspace's business calendar (time zone, opening hours, holidays)."""
     workspace = db.session.get(Workspace, workspace_id)
-    settings = TicketSettings.of(workspace_id)
+    if week is None:  # the caller may hold the opening hours already
+        week = week_from_json(TicketSettings.of(workspace_id).business_hours)
     return BusinessCalendar(
         timezone=workspace.timezone,
-        week=week if week is not None else week_from_json(settings.business_hours),
+        week=week,
         holidays=Holiday.days_of(workspace_id),
     )

@@ -107,6 +107,8 @@ class TicketConversation(db.Model):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), primary_key=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    conversation = relationship("Conversation", viewonly=True)
+
 
 class Ticket(Timestamped, db.Model):
     __table_args__ = (
@@ -168,6 +170,9 @@ class Ticket(Timestamped, db.Model):
     rating = relationship("Rating", uselist=False, back_populates="ticket")
     conversations = relationship("Conversation", secondary="ticket_conversation",
                                  order_by="Conversation.id", viewonly=True)
+    # The same, through the link rows: joined to the ticket, these make flat LEFT JOINs, where
+    # `conversations` makes a nested join that SQLite answers by reading every link.
+    links = relationship("TicketConversation", order_by="TicketConversation.conversation_id", viewonly=True)
 
     @property
     def reference(self) -> str:

@@ -7,12 +7,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
+from sqlalchemy.orm import contains_eager, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from .base import UTCDateTime, seconds_between
 from .. import search
 from .conversation import Priority
 from .message import Direction, Message, SenderKind
+from .timeentry import Spend, TimeEntry, rate_in_effect, spend_of, total_spend
+from .user import User
 from .ticket import (
     Rating, Ticket, TicketCategory, TicketConversation, TicketEvent, TicketStatus, parse_reference,
 )
@@ -233,14 +237,24 @@ class TimelineItem:
 def ticket_timeline(ticket: Ticket, *, limit: int = 300) -> list[TimelineItem]:
     """The ticket's history by date: its events, plus what was said in its conversations
     (what led to an escalation, inbox replies, customer messages not already on the ticket)."""
-    events = list(db.session.scalars(
-        select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
-        .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc()).limit(limit)))
-    known = {e.message_id for e in events if e.message_id}
     linked = select(TicketConversation.conversation_id).where(TicketConversation.ticket_id == ticket.id)
-    messages = [m for m in db.session.scalars(
+    said = list(db.session.scalars(
         select(Message).where(Message.conversation_id.in_(linked), Message.sender_kind != SenderKind.SYSTEM)
-        .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)) if m.id not in known]
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)))
+    # An event's message is most often one of those (the customer's words, the confirmation):
+    # it is taken from there rather than loaded again with the events (and its files twice).
+    events = list(db.session.scalars(
+        select(TicketEvent).options(lazyload(TicketEvent.message)).where(TicketEvent.ticket_id == ticket.id)
+        .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc()).limit(limit)))
+    by_id = {m.id: m for m in said}
+    missing = {e.message_id for e in events if e.message_id and e.message_id not in by_id}
+    if missing:
+        by_id.update((m.id, m) for m in db.session.scalars(select(Message).where(Message.id.in_(missing))))
+    for e in events:
+        if e.message_id:
+            set_committed_value(e, "message", by_id.get(e.message_id))
+    known = {e.message_id for e in events if e.message_id}
+    messages = [m for m in said if m.id not in known]
     items = [TimelineItem(e.created_at, event=e) for e in events] + [TimelineItem(m.created_at, message=m) for m in messages]
     items.sort(key=lambda i: (i.at, i.key))
     return items[-limit:]
@@ -251,3 +265,32 @@ def first_inbound_messages(conversation_id: int, limit: int = 5) -> list[Message
     stmt = (select(Message).where(Message.conversation_id == conversation_id, Message.direction == Direction.INBOUND)
             .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
     return list(reversed(list(db.session.scalars(stmt))))
+
+
+@dataclass(frozen=True, slots=True)
+class TicketTime:
+    """The time panel of a ticket's page."""
+    entries: list[TimeEntry]  # newest first
+    spend: Spend  # every finished entry of the ticket, costed at the rate in effect on its day
+    running: TimeEntry | None  # the reader's running timer, on this ticket or another
+
+
+def ticket_time(ticket: Ticket, *, user_id: int, limit: int = 100) -> TicketTime:
+    """The ticket's time entries, their spend and the reader's running timer in one query: the
+    rows carry the rate in effect on their day, and the reader's timer comes along wherever it
+    runs (one agent runs one timer at most). A ticket with more than `limit` entries, whose
+    spend the first rows do not cover, asks the database for its sum and the timer."""
+    running_elsewhere = and_(TimeEntry.user_id == user_id, TimeEntry.minutes.is_(None))
+    rows = db.session.execute(
+        select(TimeEntry, rate_in_effect()).join(User, User.id == TimeEntry.user_id)
+        .options(contains_eager(TimeEntry.user))
+        .where(or_(TimeEntry.ticket_id == ticket.id, running_elsewhere))
+        .order_by(TimeEntry.work_date.desc(), TimeEntry.id.desc()).limit(limit + 2)).all()
+    mine = [(entry, rate) for entry, rate in rows if entry.ticket_id == ticket.id]
+    running = next((entry for entry, _rate in rows if entry.user_id == user_id and entry.minutes is None), None)
+    entries = [entry for entry, _rate in mine[:limit]]
+    # limit + 2 rows: the ticket's (limit + 1 tell it has more) and a timer elsewhere (one at most).
+    if len(mine) > limit:  # cut short: neither every entry nor the timer elsewhere is sure to be here
+        return TicketTime(entries, spend_of(ticket.workspace_id, ticket_id=ticket.id),
+                          db.session.scalar(select(TimeEntry).where(running_elsewhere)))
+    return TicketTime(entries, total_spend((e.minutes, rate) for e, rate in mine if e.minutes is not None), running)

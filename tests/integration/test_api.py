@@ -149,6 +149,31 @@ def test_member_opens_a_ticket_and_the_customer_is_told(app, api, agent, contact
     assert detail["events"][0]["kind"] == "created" and detail["rating"] is None
 
 
+def test_a_ticket_opened_through_the_api_is_announced_after_the_answer_and_once(app, api, agent, admin, contact,
+                                                                              fake_twilio):
+    from inbox.broker import get_queue
+    from inbox.models import Notification, TicketEventKind
+
+    response = api(token_for(user=agent)).post("/api/tickets", {"contact_id": contact.id, "subject": "Colis abîmé"})
+    assert response.status_code == 201
+    ticket_id = response.get_json()["ticket_id"]
+
+    def told():
+        db.session.rollback()
+        notified = db.session.scalars(select(Notification).where(Notification.user_id == admin.id)).all()
+        events = TicketEvent.public_of(ticket_id)
+        return ([n.kind for n in notified], [e.kind for e in events], len(fake_twilio.sent))
+
+    assert told() == ([], [TicketEventKind.CREATED], 0)  # stored; the job tells people
+    run_jobs(app)
+    announced = told()
+    assert announced == (["new_ticket"], [TicketEventKind.CREATED, TicketEventKind.CUSTOMER_NOTIFIED], 1)
+    assert "Colis abîmé" in fake_twilio.sent[0]["Body"]
+    get_queue().enqueue("inbox.jobs.tickets.announce_new_ticket", ticket_id, True)  # relayed twice
+    run_jobs(app)
+    assert told() == announced
+
+
 def test_wrong_fields_get_422_with_a_message_per_field(app, api, agent, contact, elsewhere):
     me = api(token_for(user=agent))
     response = me.post("/api/tickets", {"contact_id": contact.id, "subject": "  ", "category": "weather",

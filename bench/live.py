@@ -153,7 +153,7 @@ def _run(browser, base: str, path: str, sign, clients: int, args) -> dict:
     # Flask-Login's "strong" session protection ties the session to the browser's User-Agent.
     readers = _SseReaders(base, cookie, page.evaluate("navigator.userAgent"), clients - 1, args.readers_fetch)
     readers.start()
-    cpu_before, load_before = _server_cpu_seconds(base), os.getloadavg()
+    cpu_before, load_before, started = _server_cpu_seconds(base), os.getloadavg(), time.monotonic()
     page.evaluate(OBSERVER)
     latencies, missed, refused = [], 0, 0
     run = uuid.uuid4().hex[:6]
@@ -179,27 +179,33 @@ def _run(browser, base: str, path: str, sign, clients: int, args) -> dict:
             missed += 1
         time.sleep(0.2)  # messages apart, as in a busy inbox rather than a burst
     connected = readers.connected
-    readers_figures = _readers_figures(readers, base, cpu_before, load_before, len(latencies) + missed)
+    readers_figures = _readers_figures(readers, base, cpu_before, load_before, started,
+                                       len(latencies) + missed + refused)
     readers.stop()
     context.close()
     return {**summary(latencies), "missed": missed, "webhooks_unanswered": refused,
             "readers_connected": connected, "clients": clients, **readers_figures}
 
 
-def _readers_figures(readers: _SseReaders, base: str, cpu_before: float | None, load_before, messages: int) -> dict:
-    """What the readers did and cost the server: events read, fetches made, server CPU per message."""
+def _readers_figures(readers: _SseReaders, base: str, cpu_before: float | None, load_before, started: float,
+                     messages: int) -> dict:
+    """What the readers did and cost the server: events read, fetches made, server CPU per message
+    sent and per second (2.0 per second would be both cores busy all along)."""
     time.sleep(2)  # the last message's fetches land
-    cpu_after = _server_cpu_seconds(base)
+    cpu_after, seconds = _server_cpu_seconds(base), time.monotonic() - started
     cpu = (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None
     fetch = summary(readers.fetch_ms) if readers.fetch_ms else {}
     figures = {"readers_fetch": readers.fetch, "reader_events": readers.events, "reader_fetches": readers.fetches,
                "reader_fetch_errors": readers.fetch_errors, "reader_fetch_p50_ms": fetch.get("p50_ms"),
                "reader_fetch_p95_ms": fetch.get("p95_ms"), "server_cpu_s": cpu,
                "server_cpu_ms_per_message": round(cpu * 1000 / messages, 1) if cpu is not None and messages else None,
+               "server_cpu_per_second": round(cpu / seconds, 2) if cpu is not None else None,
+               "seconds": round(seconds, 1), "messages_sent": messages,
                "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()]}
     print(f"  readers fetch {readers.fetch or 'nothing'}: {readers.events} events, {readers.fetches} fetches "
           f"(p50 {figures['reader_fetch_p50_ms']} ms, p95 {figures['reader_fetch_p95_ms']} ms), "
-          f"{readers.fetch_errors} failed; server CPU {figures['server_cpu_ms_per_message']} ms per message; "
+          f"{readers.fetch_errors} failed; server CPU {figures['server_cpu_ms_per_message']} ms per message sent "
+          f"({messages} in {figures['seconds']} s, {figures['server_cpu_per_second']} CPU s/s); "
           f"load {figures['load_before']} → {figures['load_after']}")
     return figures
 
@@ -257,15 +263,20 @@ class _SseReaders:
 
     def request(self, conn: http.client.HTTPConnection, path: str, headers: dict) -> None:
         started = time.perf_counter()
-        try:
-            conn.request("GET", path, headers={"Cookie": self.cookie, "User-Agent": self.user_agent,
-                                               "HX-Request": "true", **headers})
-            response = conn.getresponse()
-            response.read()
-            ok = response.status == 200
-        except OSError:
-            conn.close()  # reconnects on the next request
-            ok = False
+        ok = False
+        for _attempt in range(2):  # once more on a fresh connection: gunicorn closes idle keep-alives (2 s)
+            try:
+                conn.request("GET", path, headers={"Cookie": self.cookie, "User-Agent": self.user_agent,
+                                                   "HX-Request": "true", **headers})
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+            except OSError:
+                conn.close()
+                break
         with self._lock:
             if ok:
                 self.fetches += 1
@@ -278,6 +289,9 @@ class _SseReaders:
         with self._lock:
             for conn in self._conns:
                 conn.close()
+
+
+ROWS_BEFORE_REFETCH = 10  # inbox/static/js/app.js
 
 
 class _Fetcher:
@@ -293,9 +307,13 @@ class _Fetcher:
     def changed(self, conversation_id: int | None) -> None:
         key = conversation_id if self.readers.fetch == "row" else None
         with self._wake:
-            if key not in self._pending:  # already waiting: that request will see this change too
-                self._pending.append(key)
-                self._wake.notify()
+            if None in self._pending or key in self._pending:
+                return  # the request already waiting will see this change too
+            if key is not None and len(self._pending) >= ROWS_BEFORE_REFETCH:
+                self._pending.clear()  # as the page (app.js): too many rows waiting, the list instead
+                key = None
+            self._pending.append(key)
+            self._wake.notify()
 
     def _run(self) -> None:
         while not self.readers._stop.is_set():

@@ -261,3 +261,33 @@ def test_assigning_away_removes_the_row_from_mine(page, live_server, agent, work
     expect(row_for(page, mine)).to_be_visible()
     expect(page.locator("#count-mine")).to_have_text("1", timeout=LIVE_TIMEOUT_MS)
     assert_never_reloaded(page)
+
+
+def announce(page: Page, *conversation_ids: int | None) -> None:
+    """Events as the stream delivers them, dispatched back to back (none naming a conversation for None)."""
+    page.evaluate("""ids => ids.forEach(id => htmx.trigger(document.getElementById('conv-list'),
+        'sse:conversation-changed', {data: JSON.stringify(id === null ? {} : {conversation_id: id})}))""",
+                  list(conversation_ids))
+
+
+def test_an_event_naming_no_conversation_or_a_flood_refetches_the_list(page, live_server, agent, twilio, worker):
+    numbers = [f"+336155555{n:02d}" for n in range(12)]
+    for n, number in enumerate(numbers):
+        twilio.post(inbound(sender=number, body=f"Lot {n}"))
+    wait_for(lambda: conversations_stored() == len(numbers), message="the worker to store the conversations")
+    log_in(page, live_server.url, agent)
+    open_live_inbox(page)
+    expect(page.locator("#conv-list .row")).to_have_count(len(numbers))
+    ids = [int(i) for i in row_ids(page)]
+
+    # A rename of a label says "something changed", no conversation: the rows are fetched again.
+    page.evaluate("document.querySelectorAll('#conv-list .row').forEach(r => r.remove())")
+    announce(page, None)
+    expect(page.locator("#conv-list .row")).to_have_count(len(numbers))
+
+    # Twelve rows at once (a sweep): more than the page fetches one by one; they all come back, in order, once.
+    page.evaluate("document.querySelectorAll('#conv-list .row').forEach(r => r.remove())")
+    announce(page, *ids, *ids)
+    expect(page.locator("#conv-list .row")).to_have_count(len(numbers))
+    assert [int(i) for i in row_ids(page)] == ids
+    assert_never_reloaded(page)

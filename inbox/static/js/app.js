@@ -34,19 +34,30 @@
   // inbox open, refetching whole lists cost the server a list page per browser per message).
   // Requests go one at a time, in event order: a later answer is never overwritten by an earlier
   // one, and a change arriving during a fetch is fetched after it. A change already waiting is not
-  // queued twice; a change naming no conversation (a label renamed) refetches the rows.
-  var liveQueue = Promise.resolve(), waitingRows = {}, waitingList = false;
+  // queued twice. A change naming no conversation (a label renamed), or more rows waiting than a
+  // page's worth of requests is worth (a sweep touching many conversations), refetches the rows.
+  var ROWS_BEFORE_REFETCH = 10;
+  var liveQueue = Promise.resolve(), waitingRows = {}, waitingCount = 0, waitingList = false;
 
   function followChange(detail) {
     var id = null;
     try { id = JSON.parse((detail && detail.data) || "{}").conversation_id; } catch (err) { id = null; }
     if (waitingList || (id && waitingRows[id])) return;  // the request already waiting will see this change
-    if (id) waitingRows[id] = true; else waitingList = true;
-    liveQueue = liveQueue.then(function () {
-      if (id) { delete waitingRows[id]; return fetchRow(id); }
-      waitingList = false;
-      return refetchList();
-    }).catch(function () { return refetchList(); }).catch(function () {});
+    if (id && waitingCount < ROWS_BEFORE_REFETCH) {
+      waitingRows[id] = true; waitingCount++;
+      enqueue(function () {
+        if (!waitingRows[id]) return null;  // a list refetch took its place
+        delete waitingRows[id]; waitingCount--;
+        return fetchRow(id);
+      });
+    } else {
+      waitingList = true; waitingRows = {}; waitingCount = 0;
+      enqueue(function () { waitingList = false; return refetchList(); });
+    }
+  }
+
+  function enqueue(job) {
+    liveQueue = liveQueue.then(job).catch(function () { return refetchList(); }).catch(function () {});
   }
 
   function refetchList() {

@@ -10,14 +10,21 @@ The app runs under gunicorn as `make run` starts it (2 workers, gthread, --threa
 (Sara's model loads on the first routing job). Each message comes from a new number, so a new
 conversation row appears at the top of the open inbox: the webhook keeps the request and
 enqueues its ingest job, the worker stores the message and publishes on Redis, every stream
-forwards the event, htmx refetches the list fragment and swaps it in. A MutationObserver in
-the page notes when the message text first appears; both clocks are this machine's.
+forwards the event, the page fetches that conversation's row and puts it in place. A
+MutationObserver in the page notes when the message text first appears; both clocks are this
+machine's.
+
+The other clients only read their stream unless --readers-fetch makes each behave like an open
+inbox: on each conversation-changed event it fetches the changed row (`row`) or, as pages did
+before issue #7, the whole list fragment (`list`); then the server CPU per message (gunicorn's,
+from /proc) and the load average are printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import subprocess
@@ -27,6 +34,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -53,6 +61,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 200])
     parser.add_argument("--threads", type=int, default=128, help="gthread threads per worker (make run: 128)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each message")
+    parser.add_argument("--readers-fetch", nargs="?", const="row", choices=["row", "list"], default=None,
+                        help="the extra SSE readers fetch what an open inbox would on each conversation-changed "
+                             "event: the changed row (row, the default; what the page does) or the list "
+                             "fragment (list: what the page did before issue #7). Without it they only read.")
     parser.add_argument("--json")
     args = parser.parse_args()
     exit_on_sigterm()
@@ -143,8 +155,9 @@ def _run(browser, base: str, path: str, sign, clients: int, args) -> dict:
     page.locator("#live-dot.connected").wait_for(timeout=30_000)
     cookie = "; ".join(f"{c['name']}={c['value']}" for c in context.cookies())
     # Flask-Login's "strong" session protection ties the session to the browser's User-Agent.
-    readers = _SseReaders(base, cookie, page.evaluate("navigator.userAgent"), clients - 1)
+    readers = _SseReaders(base, cookie, page.evaluate("navigator.userAgent"), clients - 1, args.readers_fetch)
     readers.start()
+    cpu_before, load_before, started = _server_cpu_seconds(base), os.getloadavg(), time.monotonic()
     page.evaluate(OBSERVER)
     latencies, missed, refused = [], 0, 0
     run = uuid.uuid4().hex[:6]
@@ -170,19 +183,50 @@ def _run(browser, base: str, path: str, sign, clients: int, args) -> dict:
             missed += 1
         time.sleep(0.2)  # messages apart, as in a busy inbox rather than a burst
     connected = readers.connected
+    readers_figures = _readers_figures(readers, base, cpu_before, load_before, started,
+                                       len(latencies) + missed + refused)
     readers.stop()
     context.close()
     return {**summary(latencies), "missed": missed, "webhooks_unanswered": refused,
-            "readers_connected": connected, "clients": clients}
+            "readers_connected": connected, "clients": clients, **readers_figures}
+
+
+def _readers_figures(readers: _SseReaders, base: str, cpu_before: float | None, load_before, started: float,
+                     messages: int) -> dict:
+    """What the readers did and cost the server: events read, fetches made, server CPU per message
+    sent and per second (2.0 per second would be both cores busy all along)."""
+    time.sleep(2)  # the last message's fetches land
+    cpu_after, seconds = _server_cpu_seconds(base), time.monotonic() - started
+    cpu = (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None
+    fetch = summary(readers.fetch_ms) if readers.fetch_ms else {}
+    figures = {"readers_fetch": readers.fetch, "reader_events": readers.events, "reader_fetches": readers.fetches,
+               "reader_fetch_errors": readers.fetch_errors, "reader_fetch_p50_ms": fetch.get("p50_ms"),
+               "reader_fetch_p95_ms": fetch.get("p95_ms"), "server_cpu_s": cpu,
+               "server_cpu_ms_per_message": round(cpu * 1000 / messages, 1) if cpu is not None and messages else None,
+               "server_cpu_per_second": round(cpu / seconds, 2) if cpu is not None else None,
+               "seconds": round(seconds, 1), "messages_sent": messages,
+               "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()]}
+    print(f"  readers fetch {readers.fetch or 'nothing'}: {readers.events} events, {readers.fetches} fetches "
+          f"(p50 {figures['reader_fetch_p50_ms']} ms, p95 {figures['reader_fetch_p95_ms']} ms), "
+          f"{readers.fetch_errors} failed; server CPU {figures['server_cpu_ms_per_message']} ms per message sent "
+          f"({messages} in {figures['seconds']} s, {figures['server_cpu_per_second']} CPU s/s); "
+          f"load {figures['load_before']} → {figures['load_after']}")
+    return figures
 
 
 class _SseReaders:
-    """Plain HTTP clients holding /stream open and reading events, like idle agents' browsers."""
+    """Plain HTTP clients holding /stream open and reading events, like idle agents' browsers.
+    With `fetch` they also do what an open inbox does on each conversation-changed event:
+    "row" fetches the changed conversation's row (GET /inbox/rows/<id>, the list itself when the
+    event names none), "list" refetches the list fragment (what the page did before issue #7, one
+    request at a time and one more for whatever came meanwhile, as hx-sync "queue last")."""
 
-    def __init__(self, base: str, cookie: str, user_agent: str, n: int):
+    def __init__(self, base: str, cookie: str, user_agent: str, n: int, fetch: str | None = None):
         self.url, self.cookie, self.user_agent, self.n = urllib.parse.urlsplit(base), cookie, user_agent, n
+        self.fetch = fetch
         self.connected, self._stop, self._conns = 0, threading.Event(), []
         self._lock = threading.Lock()
+        self.events, self.fetches, self.fetch_errors, self.fetch_ms = 0, 0, 0, []
 
     def start(self) -> None:
         for _ in range(self.n):
@@ -195,6 +239,7 @@ class _SseReaders:
         conn = http.client.HTTPConnection(self.url.hostname, self.url.port, timeout=60)
         with self._lock:
             self._conns.append(conn)
+        fetcher = _Fetcher(self) if self.fetch else None
         try:
             conn.request("GET", "/stream", headers={"Cookie": self.cookie, "Accept": "text/event-stream",
                                                   "User-Agent": self.user_agent})
@@ -203,16 +248,103 @@ class _SseReaders:
                 return
             with self._lock:
                 self.connected += 1
-            while not self._stop.is_set() and response.readline():
-                pass
+            event, data = None, ""
+            while not self._stop.is_set() and (line := response.readline()):
+                line = line.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data = line[5:].strip()
+                elif not line:  # the end of one event
+                    if event == "conversation-changed":
+                        with self._lock:
+                            self.events += 1
+                        if fetcher:
+                            fetcher.changed(json.loads(data or "{}").get("conversation_id"))
+                    event, data = None, ""
         except (OSError, AttributeError):  # AttributeError: the socket closed under readline at stop()
             pass
+
+    def request(self, conn: http.client.HTTPConnection, path: str, headers: dict) -> None:
+        started = time.perf_counter()
+        ok = False
+        for _attempt in range(2):  # once more on a fresh connection: gunicorn closes idle keep-alives (2 s)
+            try:
+                conn.request("GET", path, headers={"Cookie": self.cookie, "User-Agent": self.user_agent,
+                                                   "HX-Request": "true", **headers})
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+            except OSError:
+                conn.close()
+                break
+        with self._lock:
+            if ok:
+                self.fetches += 1
+                self.fetch_ms.append((time.perf_counter() - started) * 1000)
+            else:
+                self.fetch_errors += 1
 
     def stop(self) -> None:
         self._stop.set()
         with self._lock:
             for conn in self._conns:
                 conn.close()
+
+
+ROWS_BEFORE_REFETCH = 10  # inbox/static/js/app.js
+
+
+class _Fetcher:
+    """One reader's requests after events, one at a time in a thread of its own (as a page's)."""
+
+    def __init__(self, readers: _SseReaders):
+        self.readers, self._pending, self._wake = readers, [], threading.Condition()
+        self._conn = http.client.HTTPConnection(readers.url.hostname, readers.url.port, timeout=60)
+        with readers._lock:
+            readers._conns.append(self._conn)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def changed(self, conversation_id: int | None) -> None:
+        key = conversation_id if self.readers.fetch == "row" else None
+        with self._wake:
+            if None in self._pending or key in self._pending:
+                return  # the request already waiting will see this change too
+            if key is not None and len(self._pending) >= ROWS_BEFORE_REFETCH:
+                self._pending.clear()  # as the page (app.js): too many rows waiting, the list instead
+                key = None
+            self._pending.append(key)
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while not self.readers._stop.is_set():
+            with self._wake:
+                while not self._pending:
+                    if self._wake.wait(timeout=1) is False and self.readers._stop.is_set():
+                        return
+                key = self._pending.pop(0)
+            if key is None:
+                self.readers.request(self._conn, "/inbox", {"HX-Target": "conv-list"})
+            else:
+                self.readers.request(self._conn, f"/inbox/rows/{key}", {})
+
+
+def _server_cpu_seconds(base: str) -> float | None:
+    """User + system CPU of the gunicorn serving `base` (its master and workers), from /proc."""
+    bind = f"{urllib.parse.urlsplit(base).hostname}:{urllib.parse.urlsplit(base).port}".encode()
+    ticks, total, found = os.sysconf("SC_CLK_TCK"), 0, False
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or bind not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            total, found = total + int(fields[11]) + int(fields[12]), True  # utime, stime
+        except OSError:
+            continue
+    return total / ticks if found else None
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from ..errors import ValidationError
 from ..kinds import ChannelKind
 from ..models import Conversation, ConversationStatus, Message, Priority, User
 from ..orchestrator.media import attachment_from_token
-from ..models.queries import Cursor, InboxFilter, inbox_page, view_counts
+from ..models.queries import Cursor, InboxFilter, inbox_page, inbox_row, view_counts
 from .outbound import sidebar_label_counts
 from .portal import send_ticket_attachment as send_stored_file
 
@@ -47,6 +47,18 @@ def index():
     if request.htmx and request.htmx.target == "conv-list":
         return _render_list(filters)
     return _render_page(filters, conversation=None)
+
+
+@bp.get("/inbox/rows/<int:conversation_id>")
+@login_required
+def list_row(conversation_id: int):
+    """One conversation's row for the open list, after a live change (the list follows an event by
+    fetching the row it names, not itself: one small query per browser instead of a page). Empty
+    when the list's filters leave it out, which is also the answer for one the agent may not see;
+    the sidebar counts come out of band, as with the whole list."""
+    filters = InboxFilter.from_args(request.args)
+    row = inbox_row(current_user.workspace_id, filters, user_id=current_user.id, conversation_id=conversation_id)
+    return render_template("inbox/_live_row.html", row=row, filters=filters, counts=_sidebar_counts())
 
 
 @bp.get("/inbox/c/<int:conversation_id>")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import defaultload, joinedload
@@ -19,10 +19,9 @@ from .conversation import Conversation, ConversationStatus, Priority
 VIEWS = ("all", "mine", "unassigned")
 STATUS_ANY = "any"
 SORTS = ("recent", "priority")
-_PRIORITY_ORDER = case(
-    {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.MEDIUM: 2, Priority.LOW: 3},
-    value=Conversation.priority, else_=4,
-)
+_PRIORITY_RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.MEDIUM: 2, Priority.LOW: 3}
+_PRIORITY_ORDER = case(_PRIORITY_RANK, value=Conversation.priority, else_=4)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +53,15 @@ class InboxFilter:
             label=int(args["label"]) if str(args.get("label", "")).isdigit() else None,
         )
 
+    def sort_key(self, conv: Conversation) -> str:
+        """The row's place in this list as a string: rows sort by it descending, exactly as
+        inbox_page's ORDER BY does, so the browser can put a live row where a refetch would."""
+        micros = (conv.last_activity_at - _EPOCH) // timedelta(microseconds=1)
+        key = f"{micros:017d}.{conv.id:012d}"
+        if self.sort == "priority":
+            return f"{4 - _PRIORITY_RANK.get(conv.priority, 4)}.{key}"
+        return key
+
     def to_args(self, **changes) -> dict[str, str]:
         """Query-string arguments that reproduce this filter, without the defaults."""
         f = replace(self, **changes) if changes else self
@@ -76,7 +84,6 @@ class Cursor:
 
     @classmethod
     def decode(cls, raw: str | None) -> Cursor | None:
-        from datetime import UTC
         try:
             stamp, ident = (raw or "").split("_")
             return cls(datetime.fromtimestamp(float(stamp), UTC), int(ident))
@@ -107,6 +114,11 @@ def _filtered(workspace_id: int, f: InboxFilter, user_id: int):
     return stmt
 
 
+def _row_options():
+    # Labels in the same query; the contacts' identities (selectin by default) are not shown in a row.
+    return joinedload(Conversation.labels), defaultload(Conversation.contact).lazyload(Contact.identities)
+
+
 def _search(workspace_id: int, q: str):
     # Full-text indexes (FTS5 / tsvector, trigrams for contacts): a LIKE over every row does not scale.
     dialect_name = db.session.get_bind().dialect.name
@@ -118,9 +130,7 @@ def _search(workspace_id: int, q: str):
 def inbox_page(workspace_id: int, f: InboxFilter, *, user_id: int, after: Cursor | None,
                limit: int) -> tuple[list[Conversation], Cursor | None]:
     """One page of conversations, newest activity first (or by priority), with the next cursor."""
-    # Labels in the same query; the contacts' identities (selectin by default) are not shown in a row.
-    stmt = _filtered(workspace_id, f, user_id).options(joinedload(Conversation.labels),
-                                                        defaultload(Conversation.contact).lazyload(Contact.identities))
+    stmt = _filtered(workspace_id, f, user_id).options(*_row_options())
     if f.sort == "priority":
         stmt = stmt.order_by(_PRIORITY_ORDER, Conversation.last_activity_at.desc(), Conversation.id.desc())
         offset = int(after.id) if after else 0  # priority order is short-lived: offset is fine
@@ -138,6 +148,15 @@ def inbox_page(workspace_id: int, f: InboxFilter, *, user_id: int, after: Cursor
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (Cursor(rows[-1].last_activity_at, rows[-1].id) if more else None)
+
+
+def inbox_row(workspace_id: int, f: InboxFilter, *, user_id: int, conversation_id: int) -> Conversation | None:
+    """The conversation as the list would show it, or None when the list's filters leave it out.
+    Scoped to the workspace like access_conversation, so a conversation the agent may not see
+    answers None too, as one outside the view: the answer tells nothing more. One query."""
+    stmt = (_filtered(workspace_id, f, user_id).where(Conversation.id == conversation_id)
+            .options(*_row_options()))
+    return db.session.scalars(stmt).unique().one_or_none()
 
 
 def _view_counts_statement():

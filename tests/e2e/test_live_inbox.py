@@ -7,6 +7,11 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import func, select
+
+from inbox.actions.workspace import do_create_user
+from inbox.extensions import db
+from inbox.models import Conversation, Role
 
 from ..conftest import PASSWORD
 from ..helpers import inbound, status
@@ -147,15 +152,142 @@ def test_a_burst_of_new_conversations_all_show_up_live_with_the_counts(page, liv
     log_in(page, live_server.url, agent)
     open_live_inbox(page)
     customers = [f"+3361111110{n}" for n in range(6)]
-    for n, number in enumerate(customers):  # back to back: each refetch of the list meets the next event
+    for n, number in enumerate(customers):  # back to back: each row's fetch meets the next events
         twilio.post(inbound(sender=number, body=f"Rafale {n}, merci de me rappeler"))
 
-    for n in range(len(customers)):  # none lost when they came while the list was refetching
+    for n in range(len(customers)):  # none lost when they came while another row was being fetched
         expect(row_for(page, f"Rafale {n},")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("#conv-list .row")).to_have_count(len(customers))
+    keys = page.eval_on_selector_all("#conv-list .row", "rows => rows.map(r => r.dataset.sort)")
+    assert keys == sorted(keys, reverse=True)  # in the list's order, latest activity first
     expect(page.locator("#conv-list #conv-list")).to_have_count(0)  # rows swapped in, no list in the list
     expect(page.locator("#count-all")).to_have_text(str(len(customers)), timeout=LIVE_TIMEOUT_MS)  # the sidebar follows
 
     open_conversation(page, "Rafale 3,")  # the rows' own requests still open the thread
     expect(page.locator("#thread .thread-title")).to_have_text(customers[3])
+    assert_never_reloaded(page)
+
+
+def row_ids(page: Page) -> list[str]:
+    return page.eval_on_selector_all("#conv-list .row", "rows => rows.map(r => r.dataset.conversationId)")
+
+
+def open_thread_of(page: Page, number: str) -> None:
+    row_for(page, number).click()
+    expect(page.locator("#thread .thread-title")).to_have_text(number)
+
+
+def conversations_stored() -> int:
+    try:
+        return db.session.scalar(select(func.count(Conversation.id)))
+    finally:
+        db.session.rollback()  # no snapshot left open: on SQLite it would block the server's writers
+
+
+def write_and_see(page: Page, twilio, number: str, body: str) -> None:
+    twilio.post(inbound(sender=number, body=body))
+    expect(row_for(page, body)).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+
+
+def test_a_change_moves_its_row_to_the_top_without_a_duplicate(page, live_server, agent, twilio, worker):
+    """The list follows each change by fetching that one row and placing it by its activity."""
+    log_in(page, live_server.url, agent)
+    open_live_inbox(page)
+    for n in range(3):
+        write_and_see(page, twilio, f"+3361222220{n}", f"Premier {n}")
+    expect(page.locator("#conv-list .row").first).to_contain_text("Premier 2")  # a new one comes in on top
+
+    open_conversation(page, "Premier 0")  # the oldest, at the bottom, open on the right
+    opened = row_for(page, "Premier 0")
+    expect(opened).to_have_attribute("aria-current", "true")
+    expect(opened).not_to_have_class(re.compile(r"\bunread\b"), timeout=LIVE_TIMEOUT_MS)  # read once opened
+
+    write_and_see(page, twilio, "+33612222201", "Relance 1")  # another one moves up, the open one stays open
+    expect(page.locator("#conv-list .row").first).to_contain_text("Relance 1")
+    expect(row_for(page, "Relance 1")).to_have_class(re.compile(r"\bunread\b"))
+    expect(row_for(page, "Premier 0")).to_have_attribute("aria-current", "true")
+
+    write_and_see(page, twilio, "+33612222200", "Relance 0")  # the open one moves to the top, once, still selected
+    expect(page.locator("#conv-list .row").first).to_contain_text("Relance 0")
+    expect(page.locator("#conv-list .row")).to_have_count(3)
+    top = page.locator("#conv-list .row").first
+    expect(top).to_have_attribute("aria-current", "true")
+    expect(thread_message(page, "Relance 0")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(top).not_to_have_class(re.compile(r"\bunread\b"), timeout=LIVE_TIMEOUT_MS)  # read in the open thread
+    assert len(set(row_ids(page))) == 3
+    assert_never_reloaded(page)
+
+
+def test_a_conversation_beyond_the_loaded_page_comes_to_the_top(app, page, live_server, agent, twilio, worker):
+    app.config["INBOX_PAGE_SIZE"] = 2
+    for n in range(4):
+        twilio.post(inbound(sender=f"+3361333330{n}", body=f"Ancien {n}"))
+    wait_for(lambda: conversations_stored() == 4, message="the worker to store the 4 conversations")
+    log_in(page, live_server.url, agent)
+    open_live_inbox(page)
+    expect(page.locator("#conv-list .row")).to_have_count(2)  # Ancien 3, Ancien 2, then "More"
+
+    write_and_see(page, twilio, "+33613333300", "Revenu 0")  # it was on no loaded page
+    expect(page.locator("#conv-list .row").first).to_contain_text("Revenu 0")
+    expect(page.locator("#conv-list .row")).to_have_count(3)
+    page.locator("#conv-list .btn-more").click()  # the next page: the rest, without the moved one again
+    expect(page.locator("#conv-list .row")).to_have_count(4)
+    assert [page.locator(f"#row-{i}").count() for i in row_ids(page)] == [1, 1, 1, 1]
+    assert_never_reloaded(page)
+
+
+def test_assigning_away_removes_the_row_from_mine(page, live_server, agent, workspace, twilio, worker):
+    colleague = do_create_user(workspace, email="bob@example.test", name="Bob Collègue", password=PASSWORD,
+                               role=Role.AGENT)
+    db.session.commit()
+    log_in(page, live_server.url, agent)
+    open_live_inbox(page)
+    mine, given = "+33614444400", "+33614444401"
+    write_and_see(page, twilio, mine, "Dossier A")
+    write_and_see(page, twilio, given, "Dossier B")
+    for number in (given, mine):
+        open_thread_of(page, number)
+        page.locator("[data-shortcut=a]").click()  # Assign to me
+        expect(page.locator("[data-shortcut=a]")).to_have_count(0)
+
+    page.locator("label.view", has=page.locator("input[name=view][value=mine]")).click()  # "Mine"
+    expect(page).to_have_url(re.compile(r"view=mine"))
+    expect(page.locator("#conv-list .row")).to_have_count(2)
+    open_thread_of(page, given)
+    page.locator("#assignee").select_option(str(colleague.id))  # given to Bob: no longer mine
+
+    expect(row_for(page, given)).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#conv-list .row")).to_have_count(1)
+    expect(row_for(page, mine)).to_be_visible()
+    expect(page.locator("#count-mine")).to_have_text("1", timeout=LIVE_TIMEOUT_MS)
+    assert_never_reloaded(page)
+
+
+def announce(page: Page, *conversation_ids: int | None) -> None:
+    """Events as the stream delivers them, dispatched back to back (none naming a conversation for None)."""
+    page.evaluate("""ids => ids.forEach(id => htmx.trigger(document.getElementById('conv-list'),
+        'sse:conversation-changed', {data: JSON.stringify(id === null ? {} : {conversation_id: id})}))""",
+                  list(conversation_ids))
+
+
+def test_an_event_naming_no_conversation_or_a_flood_refetches_the_list(page, live_server, agent, twilio, worker):
+    numbers = [f"+336155555{n:02d}" for n in range(12)]
+    for n, number in enumerate(numbers):
+        twilio.post(inbound(sender=number, body=f"Lot {n}"))
+    wait_for(lambda: conversations_stored() == len(numbers), message="the worker to store the conversations")
+    log_in(page, live_server.url, agent)
+    open_live_inbox(page)
+    expect(page.locator("#conv-list .row")).to_have_count(len(numbers))
+    ids = [int(i) for i in row_ids(page)]
+
+    # A rename of a label says "something changed", no conversation: the rows are fetched again.
+    page.evaluate("document.querySelectorAll('#conv-list .row').forEach(r => r.remove())")
+    announce(page, None)
+    expect(page.locator("#conv-list .row")).to_have_count(len(numbers))
+
+    # Twelve rows at once (a sweep): more than the page fetches one by one; they all come back, in order, once.
+    page.evaluate("document.querySelectorAll('#conv-list .row').forEach(r => r.remove())")
+    announce(page, *ids, *ids)
+    expect(page.locator("#conv-list .row")).to_have_count(len(numbers))
+    assert [int(i) for i in row_ids(page)] == ids
     assert_never_reloaded(page)

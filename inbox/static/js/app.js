@@ -30,6 +30,87 @@
     });
   }
 
+  // The open list follows each change by fetching the one row it names (issue #7: with every agent's
+  // inbox open, refetching whole lists cost the server a list page per browser per message).
+  // Requests go one at a time, in event order: a later answer is never overwritten by an earlier
+  // one, and a change arriving during a fetch is fetched after it. A change already waiting is not
+  // queued twice. A change naming no conversation (a label renamed), or more rows waiting than a
+  // page's worth of requests is worth (a sweep touching many conversations), refetches the rows.
+  var ROWS_BEFORE_REFETCH = 10;
+  var liveQueue = Promise.resolve(), waitingRows = {}, waitingCount = 0, waitingList = false;
+
+  function followChange(detail) {
+    var id = null;
+    try { id = JSON.parse((detail && detail.data) || "{}").conversation_id; } catch (err) { id = null; }
+    if (waitingList || (id && waitingRows[id])) return;  // the request already waiting will see this change
+    if (id && waitingCount < ROWS_BEFORE_REFETCH) {
+      waitingRows[id] = true; waitingCount++;
+      enqueue(function () {
+        if (!waitingRows[id]) return null;  // a list refetch took its place
+        delete waitingRows[id]; waitingCount--;
+        return fetchRow(id);
+      });
+    } else {
+      waitingList = true; waitingRows = {}; waitingCount = 0;
+      enqueue(function () { waitingList = false; return refetchList(); });
+    }
+  }
+
+  function enqueue(job) {
+    liveQueue = liveQueue.then(job).catch(function () { return refetchList(); }).catch(function () {});
+  }
+
+  function refetchList() {
+    var list = document.getElementById("conv-list");
+    if (!list) return null;
+    return htmx.ajax("GET", list.dataset.listUrl,
+                     { source: list, target: list, swap: "innerHTML", select: "#conv-list > *" });
+  }
+
+  function fetchRow(id) {
+    var list = document.getElementById("conv-list");
+    if (!list) return null;
+    var url = list.dataset.rowUrl.replace(/\/0(?=\?|$)/, "/" + id);
+    return fetch(url, { headers: { "HX-Request": "true" }, cache: "no-store" }).then(function (response) {
+      if (!response.ok) throw new Error("row " + response.status);
+      return response.text();
+    }).then(function (html) {
+      if (document.getElementById("conv-list") !== list) return;  // the filters changed: that list is fresh
+      var answer = document.createElement("template");
+      answer.innerHTML = html;
+      var row = answer.content.querySelector(".row");
+      if (row) row.remove();
+      htmx.swap(list, answer.innerHTML, { swapStyle: "none" });  // the sidebar counts, out of band
+      placeRow(list, id, row);
+    });
+  }
+
+  // Rows are in descending data-sort order. A row that sorts after the last loaded one while more
+  // pages remain is left to "More conversations", which will bring it in its turn.
+  function placeRow(list, id, row) {
+    var old = document.getElementById("row-" + id), hadFocus = old && old === document.activeElement;
+    if (old) { old.remove(); if (row && old.classList.contains("kbd-focus")) row.classList.add("kbd-focus"); }
+    if (!row) return;  // it left this view
+    var more = list.querySelector(".btn-more"), next = null;
+    var rows = list.querySelectorAll(".row");
+    for (var i = 0; i < rows.length && !next; i++) if (rows[i].dataset.sort < row.dataset.sort) next = rows[i];
+    if (!next && more) return;
+    var empty = list.querySelector(".empty-state");
+    if (empty) empty.remove();
+    list.insertBefore(row, next || more);
+    htmx.process(row);
+    markCurrentRow();
+    if (hadFocus) row.focus({ preventScroll: true });
+  }
+
+  // A page of "More conversations" may bring a row a live change already placed higher: keep that one.
+  function dedupeRows() {
+    var seen = {};
+    document.querySelectorAll("#conv-list .row").forEach(function (row) {
+      if (seen[row.id]) row.remove(); else seen[row.id] = true;
+    });
+  }
+
   function scrollThreadToEnd() {
     var box = document.getElementById("messages");
     if (box) box.scrollTop = box.scrollHeight;
@@ -39,6 +120,9 @@
     markCurrentRow();
     scrollThreadToEnd();
     document.body.addEventListener("toast", function (e) { toast(e.detail); });
+    document.body.addEventListener("sse:conversation-changed", function (e) {
+      if (e.target.id === "conv-list") followChange(e.detail);
+    });
     document.body.addEventListener("htmx:sseOpen", function () {
       var dot = document.getElementById("live-dot"); if (dot) dot.classList.add("connected");
     });
@@ -46,6 +130,7 @@
       var dot = document.getElementById("live-dot"); if (dot) dot.classList.remove("connected");
     });
     document.body.addEventListener("htmx:afterSwap", function (e) {
+      dedupeRows();
       markCurrentRow();
       if (e.detail.target && (e.detail.target.id === "messages" || e.detail.target.id === "thread")) {
         dedupeMessages();

@@ -1,0 +1,132 @@
+"""The open list follows a change by fetching the changed conversation's row (issue #7): the row
+where the list's filters keep it, nothing where they leave it out, the sidebar counts out of band."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from inbox.actions.labels import do_create_label, do_set_conversation_labels
+from inbox.actions.workspace import do_create_channel, do_create_workspace
+from inbox.extensions import db
+from inbox.kinds import ChannelKind, Provider
+from inbox.models import ContactIdentity, Conversation
+from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
+
+from ..helpers import inbound, recorded_statements, signed_post
+from .outbound_fixtures import again, fresh
+
+HTMX = {"HX-Request": "true"}
+
+
+def _conversation_of(number: str) -> int:
+    fresh()  # the webhooks committed in their own sessions
+    return db.session.scalar(select(Conversation.id).join(
+        ContactIdentity, ContactIdentity.contact_id == Conversation.contact_id).where(ContactIdentity.address == number))
+
+
+def _rows(html: str) -> list[str]:
+    return re.findall(r'id="row-(\d+)"', html)
+
+
+def _counts(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<span class="count" id="count-([\w-]+)" hx-swap-oob="true">(\d+)</span>', html))
+
+
+def test_a_changed_conversation_in_the_view_answers_its_row_and_the_counts(logged_in, client, sms_channel):
+    signed_post(client, sms_channel, inbound(sender="+33611111111", body="Ma facture est fausse"))
+    signed_post(client, sms_channel, inbound(sender="+33622222222", body="Autre sujet"))
+    conversation_id = _conversation_of("+33611111111")
+
+    response = logged_in.get(f"/inbox/rows/{conversation_id}", headers=HTMX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert _rows(html) == [str(conversation_id)]  # that row only, not the list
+    assert "Ma facture est fausse" in html and "+33611111111" in html and "Autre sujet" not in html
+    assert 'class="row unread"' in html and 'data-sort="' in html
+    assert _counts(html)["all"] == "2" and _counts(html)["sms"] == "2"
+    # The same markup as the list's own row (one macro): the row as the list page renders it.
+    page = logged_in.get("/inbox", headers={**HTMX, "HX-Target": "conv-list"}).get_data(as_text=True)
+    row = re.search(rf'<a id="row-{conversation_id}".*?</a>', html, re.S).group(0)
+    assert row in page
+
+
+def test_a_conversation_leaving_the_view_answers_no_row(logged_in, client, sms_channel, agent):
+    signed_post(client, sms_channel, inbound(sender="+33611111111", body="À qui le tour ?"))
+    conversation_id = _conversation_of("+33611111111")
+
+    assert _rows(logged_in.get(f"/inbox/rows/{conversation_id}?view=mine").get_data(as_text=True)) == []
+    unassigned = logged_in.get(f"/inbox/rows/{conversation_id}?view=unassigned").get_data(as_text=True)
+    assert _rows(unassigned) == [str(conversation_id)]
+
+    logged_in.post(f"/inbox/c/{conversation_id}/assign", data={"assignee_id": "me"})
+    mine = logged_in.get(f"/inbox/rows/{conversation_id}?view=mine").get_data(as_text=True)
+    assert _rows(mine) == [str(conversation_id)] and _counts(mine)["mine"] == "1"
+    assert _rows(logged_in.get(f"/inbox/rows/{conversation_id}?view=unassigned").get_data(as_text=True)) == []
+
+    logged_in.post(f"/inbox/c/{conversation_id}/status", data={"status": "resolved"})
+    resolved = logged_in.get(f"/inbox/rows/{conversation_id}?view=mine").get_data(as_text=True)
+    assert _rows(resolved) == [] and _counts(resolved)["mine"] == "0"  # resolved: out of the open list
+    assert _rows(logged_in.get(f"/inbox/rows/{conversation_id}?view=mine&status=resolved").get_data(as_text=True)) \
+        == [str(conversation_id)]
+    assert "empty-state" not in resolved  # no "Nothing here" in a removal: the list may hold other rows
+
+
+def test_another_workspace_conversation_answers_like_one_not_in_the_view(logged_in, client, sms_channel):
+    other = do_create_workspace("Concurrent", slug="other")
+    channel = do_create_channel(other, kind=ChannelKind.SMS, provider=Provider.TWILIO, name="SMS",
+                                address="+33799999999",
+                                credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+    signed_post(client, channel, inbound(sender="+33633333333", body="secret de B"))
+    foreign_id = _conversation_of("+33633333333")
+
+    foreign = logged_in.get(f"/inbox/rows/{foreign_id}")
+    missing = logged_in.get(f"/inbox/rows/{foreign_id + 1000}")
+    assert foreign.status_code == missing.status_code == 200
+    assert foreign.get_data(as_text=True) == missing.get_data(as_text=True)  # nothing tells them apart
+    assert "secret de B" not in foreign.get_data(as_text=True) and _rows(foreign.get_data(as_text=True)) == []
+    assert _counts(foreign.get_data(as_text=True))["all"] == "0"  # our workspace's counts only
+
+
+def test_row_queries_stay_few_whatever_the_labels_and_conversations(logged_in, client, workspace, sms_channel):
+    signed_post(client, sms_channel, inbound(sender="+33611111111", body="bonjour"))
+    conversation_id = _conversation_of("+33611111111")
+
+    def counted() -> int:
+        with recorded_statements() as statements:
+            html = logged_in.get(f"/inbox/rows/{conversation_id}?view=all&sort=priority", headers=HTMX) \
+                .get_data(as_text=True)
+        assert _rows(html) == [str(conversation_id)]
+        return len(statements), html
+
+    small, _html = counted()
+    for i in range(20):
+        signed_post(client, sms_channel, inbound(sender=f"+336220000{i:02d}", body=f"autre {i}"))
+    fresh()
+    labels = [do_create_label(again(workspace).id, name=name, color="#2563eb") for name in ("VIP", "Retard", "Devis")]
+    do_set_conversation_labels(db.session.get(Conversation, conversation_id), labels)
+    fresh()
+    big, html = counted()
+    assert ">VIP</span>" in html and ">Devis</span>" in html
+    assert big == small, (small, big)
+    # The signed-in user, the row (its labels, contact, channel and assignee joined), the view counts
+    # and the label counts (and SQLite's BEGIN): whatever the workspace holds.
+    assert big <= 5, big
+
+
+def test_rows_carry_their_place_in_the_list_order(logged_in, client, sms_channel):
+    for i in range(5):
+        signed_post(client, sms_channel, inbound(sender=f"+336110000{i:02d}", body=f"message {i}"))
+    third = _conversation_of("+33611000002")
+    logged_in.post(f"/inbox/c/{third}/priority", data={"priority": "critical"})
+    signed_post(client, sms_channel, inbound(sender="+33611000000", body="encore"))  # the first moves to the top
+
+    for sort in ("recent", "priority"):
+        page = logged_in.get(f"/inbox?sort={sort}", headers={**HTMX, "HX-Target": "conv-list"}).get_data(as_text=True)
+        keys = re.findall(r'data-sort="([^"]+)"', page)
+        assert len(keys) == 5 and keys == sorted(keys, reverse=True), (sort, keys)  # the page's order is the key's
+        row = logged_in.get(f"/inbox/rows/{third}?sort={sort}").get_data(as_text=True)
+        assert re.search(r'data-sort="([^"]+)"', row).group(1) in keys
+    by_priority = logged_in.get("/inbox?sort=priority", headers={**HTMX, "HX-Target": "conv-list"})
+    assert _rows(by_priority.get_data(as_text=True))[0] == str(third)

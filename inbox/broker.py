@@ -58,6 +58,7 @@ STREAM_QUEUE_SIZE = 256  # events a slow browser may lag behind before the oldes
 READY_WAIT_SECONDS = 3  # how long a new stream waits for the subscription before answering 503
 IDLE_STOP_SECONDS = 30  # nobody listening that long: give the Redis connection back
 MAX_BACKOFF_SECONDS = 10
+MEMO_MAX_AGE_SECONDS = 2.0  # a memo outlives no event, nor this: a missed event costs 2 s at most
 
 
 class EventHub:
@@ -69,6 +70,32 @@ class EventHub:
         self._queues: dict[int, set[queue.Queue]] = {}  # workspace id -> its streams' queues
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()  # set while subscribed: events published now will arrive
+        self._generations: dict[int, int] = {}  # workspace id -> events received since subscribed
+        self._memos: dict[tuple[int, str], tuple[int, float, object]] = {}  # -> (generation, time, value)
+        self._computing: dict[tuple[int, str], threading.Lock] = {}
+
+    def memo(self, workspace_id: int, name: str, compute, *, max_age: float = MEMO_MAX_AGE_SECONDS):
+        """`compute()`'s value, computed once in this process until the workspace's next live event.
+
+        Every open inbox fetches what an event changed: with 200 agents, one reading of what is
+        the same for all of them (the open conversations' counts) instead of 200. Every change
+        publishes an event, after its commit, which reaches this process's subscriber before the
+        browsers it wakes can ask again; `max_age` bounds what an event lost on the way costs.
+        Without a subscription (no open stream here) nothing is kept."""
+        if not self.ready.is_set():
+            return compute()
+        key = (workspace_id, name)
+        with self._lock:
+            computing = self._computing.setdefault(key, threading.Lock())
+        with computing:  # the browsers woken by one event wait for one reading, not each their own
+            with self._lock:
+                generation, kept = self._generations.get(workspace_id, 0), self._memos.get(key)
+            if kept is not None and kept[0] == generation and time.monotonic() - kept[1] < max_age:
+                return kept[2]
+            started, value = time.monotonic(), compute()
+            with self._lock:
+                self._memos[key] = (generation, started, value)
+            return value
 
     def register(self, workspace_id: int) -> queue.Queue:
         stream_queue: queue.Queue = queue.Queue(maxsize=STREAM_QUEUE_SIZE)
@@ -109,7 +136,10 @@ class EventHub:
                 while True:
                     message = pubsub.get_message(timeout=1) or {"type": None}
                     if message["type"] == "psubscribe":
-                        # Redis confirmed: whatever is published from now on reaches us.
+                        # Redis confirmed: whatever is published from now on reaches us; what was
+                        # kept before may have missed events meanwhile.
+                        with self._lock:
+                            self._memos.clear()
                         self.ready.set()
                         backoff = 0.5
                     elif message["type"] == "pmessage":
@@ -154,6 +184,7 @@ class EventHub:
             log.warning("live events: ignoring a malformed message on %r", message["channel"])
             return
         with self._lock:
+            self._generations[workspace_id] = self._generations.get(workspace_id, 0) + 1
             streams = list(self._queues.get(workspace_id, ()))
         for stream_queue in streams:
             _put_dropping_oldest(stream_queue, text)

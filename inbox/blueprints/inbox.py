@@ -10,6 +10,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from .. import storage
+from ..broker import event_hub
 from ..actions.conversations import (
     access_agent, access_attachment, access_conversation, access_conversation_shown, access_message,
     access_reply_channel, check_priority, check_reply, check_reply_files, check_status, check_whatsapp_extras,
@@ -19,7 +20,7 @@ from ..errors import ValidationError
 from ..kinds import ChannelKind
 from ..models import Conversation, ConversationStatus, Message, Priority, User
 from ..orchestrator.media import attachment_from_token
-from ..models.queries import Cursor, InboxFilter, inbox_page, inbox_row, view_counts
+from ..models.queries import Cursor, InboxFilter, OpenCounts, inbox_page, inbox_row
 from .outbound import sidebar_label_counts
 from .portal import send_ticket_attachment as send_stored_file
 
@@ -58,7 +59,7 @@ def list_row(conversation_id: int):
     the sidebar counts come out of band, as with the whole list."""
     filters = InboxFilter.from_args(request.args)
     row = inbox_row(current_user.workspace_id, filters, user_id=current_user.id, conversation_id=conversation_id)
-    return render_template("inbox/_live_row.html", row=row, filters=filters, counts=_sidebar_counts())
+    return render_template("inbox/_live_row.html", row=row, filters=filters, counts=_sidebar_counts(shared=True))
 
 
 @bp.get("/inbox/c/<int:conversation_id>")
@@ -205,10 +206,16 @@ def _render_list(filters: InboxFilter):
     return render_template("inbox/_list.html", counts=counts, oob_views=True, **_list_context(filters))
 
 
-def _sidebar_counts() -> dict[str, int]:
-    """Views and channels in one query, labels in one grouped query: two, whatever the sizes."""
-    return {**view_counts(current_user.workspace_id, user_id=current_user.id),
-            **sidebar_label_counts(current_user.workspace_id)}
+def _sidebar_counts(*, shared: bool = False) -> dict[str, int]:
+    """Views and channels in one query, labels in one grouped query: two, whatever the sizes.
+    `shared`: a live row fetch, woken by an event with every other open inbox of the workspace:
+    the open conversations are read once per event in this process, not once per browser."""
+    workspace_id = current_user.workspace_id
+    if shared:
+        open_counts = event_hub().memo(workspace_id, "open-counts", lambda: OpenCounts.of(workspace_id))
+    else:
+        open_counts = OpenCounts.of(workspace_id)
+    return {**open_counts.views_of(current_user.id), **sidebar_label_counts(workspace_id)}
 
 
 def _render_page(filters: InboxFilter, *, conversation: Conversation | None):

@@ -159,32 +159,42 @@ def inbox_row(workspace_id: int, f: InboxFilter, *, user_id: int, conversation_i
     return db.session.scalars(stmt).unique().one_or_none()
 
 
-def _view_counts_statement():
-    def count(condition):
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    columns = {
-        "all": func.count(Conversation.id),
-        "mine": count(Conversation.assignee_id == bindparam("user_id")),
-        "unassigned": count(Conversation.assignee_id.is_(None)),
-        **{kind.value: count(Channel.kind == kind) for kind in ChannelKind},
-    }
-    return (select(*[c.label(k) for k, c in columns.items()])
+def _open_counts_statement():
+    return (select(Conversation.assignee_id, Channel.kind, func.count(Conversation.id))
             .select_from(Conversation)
             .outerjoin(Channel, Channel.id == Conversation.channel_id)
             .where(Conversation.workspace_id == bindparam("workspace_id"),
-                   Conversation.status == ConversationStatus.OPEN))
+                   Conversation.status == ConversationStatus.OPEN)
+            .group_by(Conversation.assignee_id, Channel.kind))
 
 
-# Built once: making its eight CASE columns again on every page cost more than SQLite's count.
-_VIEW_COUNTS = _view_counts_statement()
+_OPEN_COUNTS = _open_counts_statement()  # built once, like every page's other fixed statements
 
 
-def view_counts(workspace_id: int, *, user_id: int) -> dict[str, int]:
-    """Open conversations per sidebar view and per channel kind, in one query (reading only the open
-    ones through the status index: years of resolved conversations cost nothing)."""
-    row = db.session.execute(_VIEW_COUNTS, {"workspace_id": workspace_id, "user_id": user_id}).one()
-    return {k: int(v or 0) for k, v in row._mapping.items()}
+@dataclass(frozen=True, slots=True)
+class OpenCounts:
+    """Open conversations of a workspace by (assignee id, channel kind): every agent's sidebar
+    counts derive from these few rows, so one reading serves every agent of the workspace."""
+
+    groups: tuple[tuple[int | None, str | None, int], ...]
+
+    @classmethod
+    def of(cls, workspace_id: int) -> OpenCounts:
+        """Reading only the open ones through the status index: years of resolved conversations cost nothing."""
+        rows = db.session.execute(_OPEN_COUNTS, {"workspace_id": workspace_id})
+        return cls(tuple((assignee, str(kind) if kind else None, int(n)) for assignee, kind, n in rows))
+
+    def views_of(self, user_id: int) -> dict[str, int]:
+        counts = {"all": 0, "mine": 0, "unassigned": 0, **{kind.value: 0 for kind in ChannelKind}}
+        for assignee, kind, n in self.groups:
+            counts["all"] += n
+            if assignee == user_id:
+                counts["mine"] += n
+            elif assignee is None:
+                counts["unassigned"] += n
+            if kind in counts:
+                counts[kind] += n
+        return counts
 
 
 def label_counts(workspace_id: int) -> list[tuple[Label, int]]:

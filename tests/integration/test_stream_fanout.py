@@ -116,3 +116,29 @@ def test_the_subscriber_reconnects_when_redis_comes_back(app_config):
         finally:
             hub.unregister(1, events)
             server.stop()
+
+
+def test_a_value_shared_by_the_open_inboxes_is_read_once_per_event(app, agent):
+    """The open conversations' counts: every browser woken by an event asks; one reading serves them."""
+    hub, readings = event_hub(), []
+
+    def read():
+        readings.append(1)
+        return len(readings)
+
+    assert hub.memo(agent.workspace_id, "counts", read) == 1  # no subscription here: nothing is kept
+    assert hub.memo(agent.workspace_id, "counts", read) == 2
+    events = hub.register(agent.workspace_id)
+    try:
+        assert hub.ready.wait(5)
+        first = hub.memo(agent.workspace_id, "counts", read)
+        assert [hub.memo(agent.workspace_id, "counts", read) for _ in range(5)] == [first] * 5
+        assert hub.memo(agent.workspace_id + 1000, "counts", read) == first + 1  # another workspace: its own
+
+        outbox.publish_event(agent.workspace_id, "conversation-changed", conversation_id=42)
+        outbox.commit()
+        assert events.get(timeout=5).startswith("event: conversation-changed")
+        assert hub.memo(agent.workspace_id, "counts", read) == first + 2  # the event made it read again
+        assert hub.memo(agent.workspace_id, "counts", read, max_age=0) == first + 3  # and so does age
+    finally:
+        hub.unregister(agent.workspace_id, events)

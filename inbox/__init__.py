@@ -93,10 +93,12 @@ def _tune_sqlite(engine) -> None:
 
 
 def _lock_per_request(app: Flask) -> None:
-    from flask import g
+    from flask import g, request
 
     @app.before_request
     def _write_intent():
+        if getattr(app.view_functions.get(request.endpoint), "reads_only", False):
+            return
         g._write_intent_token = sqlite_write_intent.set(True)
 
     @app.teardown_request

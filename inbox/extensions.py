@@ -34,3 +34,11 @@ htmx = Htmx()
 # (BEGIN IMMEDIATE), so concurrent writers queue on busy_timeout instead of failing when a
 # read turns into a write. Requests and jobs set it; tests and scripts read without locking.
 sqlite_write_intent: ContextVar[bool] = ContextVar("sqlite_write_intent", default=False)
+
+
+def reads_only(view):
+    """Mark a view that never writes: on SQLite its transaction opens with a plain BEGIN and
+    reads beside the writers (WAL) instead of queueing for the write lock with them. For the
+    pages every open inbox asks for at once after a live event."""
+    view.reads_only = True  # functools.wraps carries it through login_required
+    return view

@@ -17,6 +17,7 @@ from ..actions.conversations import (
     do_add_note, do_assign, do_mark_read, do_send_reply, do_set_priority, do_set_status, reply_channels,
 )
 from ..errors import ValidationError
+from ..extensions import reads_only
 from ..kinds import ChannelKind
 from ..models import Conversation, ConversationStatus, Message, Priority, User
 from ..orchestrator.media import attachment_from_token
@@ -40,6 +41,7 @@ def home():
 
 @bp.get("/inbox")
 @login_required
+@reads_only
 def index():
     filters = InboxFilter.from_args(request.args)
     after = Cursor.decode(request.args.get("after"))
@@ -52,6 +54,7 @@ def index():
 
 @bp.get("/inbox/rows/<int:conversation_id>")
 @login_required
+@reads_only
 def list_row(conversation_id: int):
     """One conversation's row for the open list, after a live change (the list follows an event by
     fetching the row it names, not itself: one small query per browser instead of a page). Empty

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from sqlalchemy import select
 
 from inbox.actions.labels import do_create_label, do_set_conversation_labels
@@ -130,3 +132,20 @@ def test_rows_carry_their_place_in_the_list_order(logged_in, client, sms_channel
         assert re.search(r'data-sort="([^"]+)"', row).group(1) in keys
     by_priority = logged_in.get("/inbox?sort=priority", headers={**HTMX, "HX-Target": "conv-list"})
     assert _rows(by_priority.get_data(as_text=True))[0] == str(third)
+
+
+def test_the_pages_every_open_inbox_asks_for_at_once_read_beside_the_writers(logged_in, client, sms_channel):
+    """On SQLite a request takes the write lock when it begins (writers queue instead of failing);
+    the list and its live rows never write, so they begin a plain read and do not queue with them."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("BEGIN IMMEDIATE is SQLite's write lock; PostgreSQL's transactions take none")
+    signed_post(client, sms_channel, inbound(sender="+33611111111", body="Bonjour"))
+    conversation_id = _conversation_of("+33611111111")
+    for url in ("/inbox", f"/inbox/rows/{conversation_id}"):
+        with recorded_statements() as statements:
+            assert client.get(url, headers=HTMX).status_code == 200
+        begins = [s for s in statements if s.startswith("BEGIN")]
+        assert begins == ["BEGIN"], (url, begins)
+    with recorded_statements() as statements:  # a change still takes the lock first
+        client.post(f"/inbox/c/{conversation_id}/status", data={"status": "resolved"}, headers=HTMX)
+    assert [s for s in statements if s.startswith("BEGIN")][:1] == ["BEGIN IMMEDIATE"]

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, and_, select
+from sqlalchemy.orm import Mapped, lazyload, mapped_column, relationship
 
 from ..extensions import db
 from .base import StrEnumType, Timestamped
 from ..kinds import ChannelKind
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
 
 
 class Contact(Timestamped, db.Model):
@@ -59,6 +64,25 @@ class ContactIdentity(Timestamped, db.Model):
             cls.workspace_id == workspace_id, cls.kind == kind, cls.address == address
         )
         return db.session.scalar(stmt)
+
+    @classmethod
+    def contact_and_active_conversation(
+        cls, workspace_id: int, kind: ChannelKind, address: str,
+    ) -> tuple[Contact, Conversation | None] | None:
+        """The contact behind an address and their active conversation (at most one: a partial
+        unique index), in one statement: what every inbound message needs first. None for an
+        address nobody has yet. The contact's identities and the conversation's channel and
+        assignee are not loaded with them: storing a message reads none of them."""
+        from .conversation import Conversation, ConversationStatus
+
+        active = and_(Conversation.contact_id == Contact.id,
+                      Conversation.status.in_(list(ConversationStatus.active())))
+        stmt = (select(Contact, Conversation).join(cls, cls.contact_id == Contact.id).outerjoin(Conversation, active)
+                .where(cls.workspace_id == workspace_id, cls.kind == kind, cls.address == address)
+                .options(lazyload(Contact.identities), lazyload(Conversation.contact),
+                         lazyload(Conversation.channel), lazyload(Conversation.assignee)))
+        row = db.session.execute(stmt).first()
+        return None if row is None else (row[0], row[1])
 
     @classmethod
     def find_for_contact(cls, contact_id: int, kind: ChannelKind) -> ContactIdentity | None:

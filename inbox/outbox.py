@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 import redis
 from rq import Retry
-from sqlalchemy import delete, inspect, select
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
 
 from .broker import get_queue, redis_client, workspace_channel
 from .extensions import db
@@ -22,6 +23,7 @@ from .models import OutboxEntry, OutboxKind, utcnow
 
 log = logging.getLogger(__name__)
 _SESSION_KEY = "outbox_entries"
+_EARLIER_KEY = "outbox_entries_committed_earlier"  # ids: committed without being relayed
 
 
 def enqueue_job(
@@ -51,8 +53,9 @@ def _add(entry: OutboxEntry) -> None:
 def commit() -> None:
     """Commit the data with its promised work, then hand that work to Redis.
 
-    The entries are relayed from the objects this session wrote (it does not expire them on
-    commit), not read back: one statement fewer per commit."""
+    The entries this transaction wrote are relayed from the objects (the session does not
+    expire them on commit), not read back: one statement fewer per commit. Entries an earlier
+    plain `session.commit()` wrote are read back, as the relay may have sent them meanwhile."""
     entries = db.session.info.pop(_SESSION_KEY, [])
     try:
         db.session.commit()
@@ -60,13 +63,26 @@ def commit() -> None:
         db.session.rollback()
         raise
     committed = [e for e in entries if inspect(e).persistent]  # not one a savepoint rolled back
+    earlier = db.session.info.pop(_EARLIER_KEY, [])
     if committed:
         _dispatch(committed)
+    if earlier:
+        relay(earlier)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed_without_relay(session: Session) -> None:
+    """Entries committed by a plain `session.commit()` are relayed by the next `commit()` here,
+    by id (or by the relay, whichever comes first)."""
+    entries = session.info.pop(_SESSION_KEY, None)
+    if entries:
+        session.info.setdefault(_EARLIER_KEY, []).extend(e.id for e in entries if e.id is not None)
 
 
 def discard() -> None:
     """Roll back the data and forget the work promised with it."""
     db.session.info.pop(_SESSION_KEY, None)
+    db.session.info.pop(_EARLIER_KEY, None)
     db.session.rollback()
 
 
@@ -100,9 +116,8 @@ def _dispatch(entries: list[OutboxEntry]) -> int:
     except redis.RedisError as exc:  # all left for the relay: jobs are keyed, events small
         log.warning("outbox: redis unavailable, %d entries left for the relay (%s)",
                     len(entries), type(exc).__name__)
-    if done:  # no ORM bookkeeping for rows this session forgets anyway
-        db.session.execute(delete(OutboxEntry).where(OutboxEntry.id.in_(done)),
-                           execution_options={"synchronize_session": False})
+    if done:  # Core: no ORM bookkeeping for rows this session forgets anyway
+        db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.id.in_(done)))
     db.session.commit()
     return len(done)
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, and_, select
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, and_, bindparam, select
 from sqlalchemy.orm import Mapped, lazyload, mapped_column, relationship
 
 from ..extensions import db
@@ -73,18 +74,26 @@ class ContactIdentity(Timestamped, db.Model):
         unique index), in one statement: what every inbound message needs first. None for an
         address nobody has yet. The contact's identities and the conversation's channel and
         assignee are not loaded with them: storing a message reads none of them."""
-        from .conversation import Conversation, ConversationStatus
-
-        active = and_(Conversation.contact_id == Contact.id,
-                      Conversation.status.in_(list(ConversationStatus.active())))
-        stmt = (select(Contact, Conversation).join(cls, cls.contact_id == Contact.id).outerjoin(Conversation, active)
-                .where(cls.workspace_id == workspace_id, cls.kind == kind, cls.address == address)
-                .options(lazyload(Contact.identities), lazyload(Conversation.contact),
-                         lazyload(Conversation.channel), lazyload(Conversation.assignee)))
-        row = db.session.execute(stmt).first()
+        params = {"workspace_id": workspace_id, "kind": kind, "address": address}
+        row = db.session.execute(_contact_and_active_conversation(), params).first()
         return None if row is None else (row[0], row[1])
 
     @classmethod
     def find_for_contact(cls, contact_id: int, kind: ChannelKind) -> ContactIdentity | None:
         stmt = select(cls).where(cls.contact_id == contact_id, cls.kind == kind).order_by(cls.id)
         return db.session.scalars(stmt).first()
+
+
+@functools.cache
+def _contact_and_active_conversation():
+    """Built once, run for every inbound message: building it (options, joins) cost more CPU
+    than running it."""
+    from .conversation import Conversation, ConversationStatus
+
+    identity = ContactIdentity
+    active = and_(Conversation.contact_id == Contact.id, Conversation.status.in_(list(ConversationStatus.active())))
+    return (select(Contact, Conversation).join(identity, identity.contact_id == Contact.id).outerjoin(Conversation, active)
+            .where(identity.workspace_id == bindparam("workspace_id"), identity.kind == bindparam("kind"),
+                   identity.address == bindparam("address"))
+            .options(lazyload(Contact.identities), lazyload(Conversation.contact),
+                     lazyload(Conversation.channel), lazyload(Conversation.assignee)))

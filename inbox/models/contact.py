@@ -92,7 +92,8 @@ def _contact_and_active_conversation():
 
     identity = ContactIdentity
     active = and_(Conversation.contact_id == Contact.id, Conversation.status.in_(list(ConversationStatus.active())))
-    return (select(Contact, Conversation).join(identity, identity.contact_id == Contact.id).outerjoin(Conversation, active)
+    return (select(Contact, Conversation).join(identity, identity.contact_id == Contact.id)
+            .outerjoin(Conversation, active)
             .where(identity.workspace_id == bindparam("workspace_id"), identity.kind == bindparam("kind"),
                    identity.address == bindparam("address"))
             .options(lazyload(Contact.identities), lazyload(Conversation.contact),

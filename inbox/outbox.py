@@ -109,13 +109,14 @@ def _dispatch(entries: list[OutboxEntry]) -> int:
     done: list[int] = []
     try:
         with redis_client().pipeline(transaction=False) as pipe:
-            for entry in entries:
+            # Jobs first: RQ turns the pipeline into a MULTI block, which must start empty.
+            for entry in sorted(entries, key=lambda e: e.kind != OutboxKind.JOB):
                 _send(entry, pipe)
             pipe.execute()
         done = [e.id for e in entries]
     except redis.RedisError as exc:  # all left for the relay: jobs are keyed, events small
         log.warning("outbox: redis unavailable, %d entries left for the relay (%s)",
-                    len(entries), type(exc).__name__)
+                    len(entries), type(exc).__name__, exc_info=True)
     if done:  # Core: no ORM bookkeeping for rows this session forgets anyway
         db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.id.in_(done)))
     db.session.commit()

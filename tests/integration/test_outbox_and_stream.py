@@ -157,3 +157,14 @@ def test_work_the_relay_already_sent_is_not_sent_again_by_a_later_outbox_commit(
     outbox.commit()
 
     assert sorted(get_queue().job_ids) == ["route-1", "route-2"]  # route-1 once
+
+
+def test_an_event_promised_before_a_job_is_relayed_with_it(app, workspace):
+    from inbox import outbox
+
+    outbox.publish_event(workspace.id, "conversation-changed", conversation_id=1)
+    outbox.enqueue_job("inbox.jobs.route.route_message", 1, job_id="route-1", workspace_id=workspace.id)
+    outbox.commit()
+
+    assert get_queue().job_ids == ["route-1"]
+    assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0  # both relayed

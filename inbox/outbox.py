@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 import redis
 from rq import Retry
-from sqlalchemy import delete, select
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
 
 from .broker import get_queue, redis_client, workspace_channel
 from .extensions import db
@@ -22,6 +23,7 @@ from .models import OutboxEntry, OutboxKind, utcnow
 
 log = logging.getLogger(__name__)
 _SESSION_KEY = "outbox_entries"
+_EARLIER_KEY = "outbox_entries_committed_earlier"  # ids: committed without being relayed
 
 
 def enqueue_job(
@@ -49,20 +51,38 @@ def _add(entry: OutboxEntry) -> None:
 
 
 def commit() -> None:
-    """Commit the data with its promised work, then hand that work to Redis."""
+    """Commit the data with its promised work, then hand that work to Redis.
+
+    The entries this transaction wrote are relayed from the objects (the session does not
+    expire them on commit), not read back: one statement fewer per commit. Entries an earlier
+    plain `session.commit()` wrote are read back, as the relay may have sent them meanwhile."""
     entries = db.session.info.pop(_SESSION_KEY, [])
     try:
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    committed = [e for e in entries if inspect(e).persistent]  # not one a savepoint rolled back
+    earlier = db.session.info.pop(_EARLIER_KEY, [])
+    if committed:
+        _dispatch(committed)
+    if earlier:
+        relay(earlier)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed_without_relay(session: Session) -> None:
+    """Entries committed by a plain `session.commit()` are relayed by the next `commit()` here,
+    by id (or by the relay, whichever comes first)."""
+    entries = session.info.pop(_SESSION_KEY, None)
     if entries:
-        relay([e.id for e in entries])
+        session.info.setdefault(_EARLIER_KEY, []).extend(e.id for e in entries if e.id is not None)
 
 
 def discard() -> None:
     """Roll back the data and forget the work promised with it."""
     db.session.info.pop(_SESSION_KEY, None)
+    db.session.info.pop(_EARLIER_KEY, None)
     db.session.rollback()
 
 
@@ -85,16 +105,20 @@ def relay_pending(*, min_age: timedelta = timedelta(seconds=5), limit: int = 500
 
 
 def _dispatch(entries: list[OutboxEntry]) -> int:
+    """Every entry in one Redis round trip (scheduled jobs aside), then their rows deleted."""
     done: list[int] = []
     try:
-        for entry in entries:
-            _send(entry)
-            done.append(entry.id)
-    except redis.RedisError as exc:
+        with redis_client().pipeline(transaction=False) as pipe:
+            # Jobs first: RQ turns the pipeline into a MULTI block, which must start empty.
+            for entry in sorted(entries, key=lambda e: e.kind != OutboxKind.JOB):
+                _send(entry, pipe)
+            pipe.execute()
+        done = [e.id for e in entries]
+    except redis.RedisError as exc:  # all left for the relay: jobs are keyed, events small
         log.warning("outbox: redis unavailable, %d entries left for the relay (%s)",
-                    len(entries) - len(done), type(exc).__name__)
-    if done:
-        db.session.execute(delete(OutboxEntry).where(OutboxEntry.id.in_(done)))
+                    len(entries), type(exc).__name__, exc_info=True)
+    if done:  # Core: no ORM bookkeeping for rows this session forgets anyway
+        db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.id.in_(done)))
     db.session.commit()
     return len(done)
 
@@ -113,12 +137,17 @@ def enqueue_now(func: str, *args, job_id: str, queue: str = "default",
             pipe.execute()
 
 
-def _send(entry: OutboxEntry) -> None:
+def _send(entry: OutboxEntry, pipe) -> None:
+    """Queue the entry's command on `pipe` (a scheduled job goes to Redis at once)."""
     if entry.kind == OutboxKind.JOB:
         at = datetime.fromisoformat(entry.payload["at"]) if entry.payload.get("at") else None
-        enqueue_now(entry.name, *entry.payload.get("args", []), job_id=entry.job_id,
-                    queue=entry.payload.get("queue", "default"),
-                    retry_intervals=entry.payload.get("retry") or None, at=at)
+        args, queue = entry.payload.get("args", []), entry.payload.get("queue", "default")
+        retry_intervals = entry.payload.get("retry") or None
+        if at is not None and at > utcnow():
+            enqueue_now(entry.name, *args, job_id=entry.job_id, queue=queue, retry_intervals=retry_intervals, at=at)
+        else:
+            retry = Retry(max=len(retry_intervals), interval=retry_intervals) if retry_intervals else None
+            get_queue(queue).enqueue(entry.name, *args, job_id=entry.job_id, retry=retry, pipeline=pipe)
     else:
         message = json.dumps({"type": entry.name, "data": entry.payload})
-        redis_client().publish(workspace_channel(entry.workspace_id), message)
+        pipe.publish(workspace_channel(entry.workspace_id), message)

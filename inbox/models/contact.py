@@ -1,11 +1,17 @@
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+import functools
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, and_, bindparam, select
+from sqlalchemy.orm import Mapped, lazyload, mapped_column, relationship
 
 from ..extensions import db
 from .base import StrEnumType, Timestamped
 from ..kinds import ChannelKind
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
 
 
 class Contact(Timestamped, db.Model):
@@ -61,6 +67,34 @@ class ContactIdentity(Timestamped, db.Model):
         return db.session.scalar(stmt)
 
     @classmethod
+    def contact_and_active_conversation(
+        cls, workspace_id: int, kind: ChannelKind, address: str,
+    ) -> tuple[Contact, Conversation | None] | None:
+        """The contact behind an address and their active conversation (at most one: a partial
+        unique index), in one statement: what every inbound message needs first. None for an
+        address nobody has yet. The contact's identities and the conversation's channel and
+        assignee are not loaded with them: storing a message reads none of them."""
+        params = {"workspace_id": workspace_id, "kind": kind, "address": address}
+        row = db.session.execute(_contact_and_active_conversation(), params).first()
+        return None if row is None else (row[0], row[1])
+
+    @classmethod
     def find_for_contact(cls, contact_id: int, kind: ChannelKind) -> ContactIdentity | None:
         stmt = select(cls).where(cls.contact_id == contact_id, cls.kind == kind).order_by(cls.id)
         return db.session.scalars(stmt).first()
+
+
+@functools.cache
+def _contact_and_active_conversation():
+    """Built once, run for every inbound message: building it (options, joins) cost more CPU
+    than running it."""
+    from .conversation import Conversation, ConversationStatus
+
+    identity = ContactIdentity
+    active = and_(Conversation.contact_id == Contact.id, Conversation.status.in_(list(ConversationStatus.active())))
+    return (select(Contact, Conversation).join(identity, identity.contact_id == Contact.id)
+            .outerjoin(Conversation, active)
+            .where(identity.workspace_id == bindparam("workspace_id"), identity.kind == bindparam("kind"),
+                   identity.address == bindparam("address"))
+            .options(lazyload(Contact.identities), lazyload(Conversation.contact),
+                     lazyload(Conversation.channel), lazyload(Conversation.assignee)))

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
-    JSON, ForeignKey, Index, String, Text, UniqueConstraint, and_, event, inspect, or_, select, text, update,
+    JSON, ForeignKey, Index, String, Text, UniqueConstraint, and_, bindparam, event, inspect, or_, select, text, update,
 )
 from sqlalchemy.orm import Mapped, aliased, attributes, mapped_column, relationship
 
@@ -145,10 +146,17 @@ def _answers(message: Message) -> bool:
             and not message.internal)
 
 
+@functools.cache
+def _answer_alias():
+    """One alias for every statement (made once the mappers are configured): a new one costs
+    its columns' adaptation each time."""
+    return aliased(Message)
+
+
 def _first_answer(conversation_id, at):
     """SQL: the first answer in a conversation at or after a time (through the conversation's time
     index, stopping at the first answer found)."""
-    answer = aliased(Message)
+    answer = _answer_alias()
     return (select(answer.created_at)
             .where(answer.conversation_id == conversation_id, answers(answer), answer.created_at >= at)
             .order_by(answer.created_at).limit(1).scalar_subquery())
@@ -186,7 +194,8 @@ def _keep_first_answers(mapper, connection, target: Message) -> None:
     if target.direction == Direction.INBOUND:
         # Usually nothing: answers come later. An email or a webhook delivered late may be older.
         _lock_conversation(connection, target.conversation_id)
-        at = connection.scalar(select(_first_answer(target.conversation_id, target.created_at)))
+        at = connection.scalar(_first_answer_since(), {"conversation_id": target.conversation_id,
+                                                     "at": target.created_at})
         if at is not None:
             connection.execute(update(Message).where(Message.id == target.id).values(answered_at=at))
             attributes.set_committed_value(target, "answered_at", at)
@@ -199,6 +208,12 @@ def _keep_first_answers(mapper, connection, target: Message) -> None:
                                   Message.direction == Direction.INBOUND, Message.created_at <= target.created_at,
                                   or_(Message.answered_at.is_(None), Message.answered_at > target.created_at))
             .values(answered_at=target.created_at))
+
+
+@functools.cache
+def _first_answer_since():
+    """Built once (every received message runs it): building it cost more CPU than running it."""
+    return select(_first_answer(bindparam("conversation_id"), bindparam("at")))
 
 
 _ANSWER_FACTS = ("created_at", "direction", "sender_kind", "internal", "conversation_id")

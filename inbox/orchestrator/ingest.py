@@ -13,6 +13,7 @@ from rq.job import Job
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
+from sqlalchemy.sql import Executable
 from werkzeug.datastructures import Headers, MultiDict
 from werkzeug.formparser import parse_form_data
 
@@ -56,6 +57,9 @@ def ingest_delivery(delivery_id: int) -> None:
     """Store the messages (and Meta's statuses) of a kept webhook, then forget the webhook.
 
     Idempotent: a second run finds no row, or finds messages already stored by provider id.
+    The webhook is forgotten in the transaction that stores its last message when it can be
+    (the usual single message: one commit per job, and never one without the other), else
+    after everything it carried was applied.
     """
     delivery = db.session.get(InboundDelivery, delivery_id, options=[joinedload(InboundDelivery.channel)])
     if delivery is None:
@@ -65,14 +69,21 @@ def ingest_delivery(delivery_id: int) -> None:
 
     adapter = adapter_for(channel)
     request, arrived_at = delivery_request(delivery), delivery.created_at
-    for message in adapter.parse(request):
-        # A backlog must not reorder a conversation: undated messages are dated at arrival.
-        do_ingest(channel, replace(message, sent_at=message.sent_at or arrived_at))
-    if getattr(adapter, "statuses_in_inbound_webhook", False):  # Meta batches both in one POST
-        for update in adapter.parse_status(request):
-            do_update_delivery(channel, update)
-    db.session.execute(InboundDelivery.__table__.delete().where(InboundDelivery.id == delivery_id))
-    db.session.commit()
+    # A backlog must not reorder a conversation: undated messages are dated at arrival.
+    messages = [replace(m, sent_at=m.sent_at or arrived_at) for m in adapter.parse(request)]
+    statuses = list(adapter.parse_status(request)) if getattr(adapter, "statuses_in_inbound_webhook", False) else []
+    forget = InboundDelivery.__table__.delete().where(InboundDelivery.id == delivery_id)  # Core: no ORM sync
+    forgotten = False
+    for i, message in enumerate(messages):
+        # Not with a message whose storing goes on after its commit (an identity claim).
+        with_forget = i == len(messages) - 1 and not statuses and not _claims_identity(channel, message)
+        result = do_ingest(channel, message, also=forget if with_forget else None)
+        forgotten = with_forget and result.created
+    for update in statuses:  # Meta batches both in one POST
+        do_update_delivery(channel, update)
+    if not forgotten:
+        db.session.execute(forget)
+        db.session.commit()
 
 
 def requeue_stranded_deliveries(*, min_age: timedelta = STRANDED_AFTER, limit: int = 500) -> int:
@@ -130,11 +141,12 @@ class IngestResult:
     created: bool  # False when the provider delivered a message we already had
 
 
-def do_ingest(channel: Channel, inbound: InboundMessage) -> IngestResult:
+def do_ingest(channel: Channel, inbound: InboundMessage, *, also: Executable | None = None) -> IngestResult:
     """Store an inbound message exactly once, then route it and tell the browsers.
 
     Concurrent deliveries of the same message, or of two first messages from a new
     customer, meet a unique key; the loser rolls back and finds the winner's rows.
+    `also` is a statement committed with the message if it is stored (`created`), not otherwise.
     """
     if _replayed(channel, inbound):
         log.warning("inbound replay ignored channel=%s", channel.id)
@@ -151,6 +163,8 @@ def do_ingest(channel: Channel, inbound: InboundMessage) -> IngestResult:
             return IngestResult(existing.id, existing.conversation_id, created=False)
         try:
             message = _store(channel, inbound)
+            if also is not None:
+                db.session.execute(also)
             outbox.commit()
         except IntegrityError:
             outbox.discard()
@@ -163,15 +177,20 @@ def do_ingest(channel: Channel, inbound: InboundMessage) -> IngestResult:
     raise RuntimeError("inbound message could not be stored after 3 attempts")
 
 
+def _claims_identity(channel: Channel, inbound: InboundMessage) -> bool:
+    card = inbound.meta.get("contact")
+    return channel.kind == ChannelKind.TELEGRAM and isinstance(card, dict) and bool(card.get("phone_number"))
+
+
 def _apply_identity_claim(channel: Channel, message: Message, inbound: InboundMessage) -> bool:
     """A Telegram user sharing their own number with the contact button (the card's user_id is
     theirs: Telegram vouches for it) may be a customer we know by phone: the contacts become one.
     Anybody else's card, or a number typed in a message, proves nothing and changes nothing."""
-    card = inbound.meta.get("contact")
-    if channel.kind != ChannelKind.TELEGRAM or not isinstance(card, dict) or not card.get("phone_number"):
+    if not _claims_identity(channel, inbound):
         return False
     from ..actions.contacts import ClaimOutcome, do_claim_identity
 
+    card = inbound.meta["contact"]
     own = str(card.get("user_id") or "") == str(inbound.sender)
     number = str(card["phone_number"]).strip().replace(" ", "")
     number = number if number.startswith("+") else "+" + number
@@ -181,13 +200,13 @@ def _apply_identity_claim(channel: Channel, message: Message, inbound: InboundMe
 
 
 def _store(channel: Channel, inbound: InboundMessage) -> Message:
-    contact = contact_for_address(channel, inbound.sender, name=inbound.sender_name)
+    contact, active = contact_for_address(channel, inbound.sender, name=inbound.sender_name)
     _remember_language(contact, inbound)
-    conversation = _conversation_for(channel, contact, inbound)
+    conversation = _conversation_for(channel, contact, inbound, active=active)
     now = utcnow()
     sent_at = inbound.sent_at or now
     message = Message(
-        workspace_id=channel.workspace_id, conversation=conversation, contact_id=contact.id,
+        workspace_id=channel.workspace_id, conversation=conversation, contact=contact,
         channel_id=channel.id, direction=Direction.INBOUND, sender_kind=SenderKind.CUSTOMER,
         body=inbound.body, provider_message_id=inbound.provider_message_id,
         delivery_status=DeliveryStatus.RECEIVED, status_changed_at=now, created_at=sent_at,
@@ -199,7 +218,9 @@ def _store(channel: Channel, inbound: InboundMessage) -> Message:
         db.session.add(WebhookReplay(channel_id=channel.id, key=str(inbound.meta["replay_key"])[:255]))
     db.session.add(message)
     touch_conversation(conversation, message, channel_id=channel.id)
-    conversation.unread_count = (conversation.unread_count or 0) + 1
+    # Counted by the database: two workers storing messages of one conversation at once would
+    # each write the count they read, and one message would not count.
+    conversation.unread_count = 1 if conversation.id is None else Conversation.unread_count + 1
     if conversation.status == ConversationStatus.PENDING:  # the customer answered
         conversation.status = ConversationStatus.OPEN
     db.session.flush()
@@ -228,10 +249,10 @@ def _remember_language(contact: Contact, inbound: InboundMessage) -> None:
         contact.locale = primary
 
 
-def _conversation_for(channel: Channel, contact: Contact, inbound: InboundMessage) -> Conversation:
+def _conversation_for(channel: Channel, contact: Contact, inbound: InboundMessage, *,
+                      active: Conversation | None) -> Conversation:
     """The thread an email replies to (signed reply token, then In-Reply-To / References),
     if it is this contact's; otherwise the contact's active conversation, or a new one."""
-    active = Conversation.active_for_contact(contact.id)
     threaded = _threaded_conversation(channel, inbound)
     if threaded is not None and threaded.contact_id == contact.id:
         if threaded.is_active:
@@ -242,7 +263,7 @@ def _conversation_for(channel: Channel, contact: Contact, inbound: InboundMessag
             return threaded
     if active is not None:
         return active
-    conversation = Conversation(workspace_id=channel.workspace_id, contact_id=contact.id)
+    conversation = Conversation(workspace_id=channel.workspace_id, contact=contact)  # a new one has no id yet
     db.session.add(conversation)
     return conversation
 
@@ -351,11 +372,14 @@ def _merge(channel: Channel, message: Message, inbound: InboundMessage) -> None:
     outbox.commit()
 
 
-def contact_for_address(channel: Channel, address: str, *, name: str | None = None) -> Contact:
-    """The contact behind an address on this channel kind, created on first contact."""
-    identity = ContactIdentity.find(channel.workspace_id, channel.kind, address)
-    if identity is not None:
-        return identity.contact
+def contact_for_address(
+    channel: Channel, address: str, *, name: str | None = None,
+) -> tuple[Contact, Conversation | None]:
+    """The contact behind an address on this channel kind, created on first contact, and their
+    active conversation if they have one (found with the contact: one statement)."""
+    found = ContactIdentity.contact_and_active_conversation(channel.workspace_id, channel.kind, address)
+    if found is not None:
+        return found
     from ..actions.contacts import PHONE_KINDS, verified_phone_owner
 
     if channel.kind in PHONE_KINDS:  # the provider proved the number: same number, same person
@@ -363,7 +387,7 @@ def contact_for_address(channel: Channel, address: str, *, name: str | None = No
         if owner is not None:
             db.session.add(ContactIdentity(workspace_id=channel.workspace_id, contact=owner, kind=channel.kind,
                                            address=address, verified=True))
-            return owner
+            return owner, Conversation.active_for_contact(owner.id)
     contact = Contact(workspace_id=channel.workspace_id, name=name or address,
                       preferred_channel=channel.kind)
     if channel.kind in (ChannelKind.SMS, ChannelKind.VOICE):
@@ -379,7 +403,7 @@ def contact_for_address(channel: Channel, address: str, *, name: str | None = No
     # authenticate the sender's number or chat.
     db.session.add(ContactIdentity(workspace_id=channel.workspace_id, contact=contact,
                                    kind=channel.kind, address=address, verified=channel.kind != ChannelKind.EMAIL))
-    return contact
+    return contact, None  # a new contact has no conversation yet
 
 
 def touch_conversation(conversation: Conversation, message: Message, *, channel_id: int | None) -> None:

@@ -132,3 +132,39 @@ def sse_events(response, on_connected):
 
 def test_stream_requires_login(client):
     assert client.get("/stream").status_code == 302
+
+
+def test_work_promised_before_a_plain_commit_is_relayed_once_by_the_next_outbox_commit(app, workspace):
+    from inbox import outbox
+
+    outbox.enqueue_job("inbox.jobs.route.route_message", 1, job_id="route-1", workspace_id=workspace.id)
+    db.session.commit()  # a plain commit: the promise is kept, nothing relayed yet
+    assert get_queue().job_ids == []
+    outbox.enqueue_job("inbox.jobs.route.route_message", 2, job_id="route-2", workspace_id=workspace.id)
+    outbox.commit()
+
+    assert sorted(get_queue().job_ids) == ["route-1", "route-2"]
+    assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
+
+
+def test_work_the_relay_already_sent_is_not_sent_again_by_a_later_outbox_commit(app, workspace):
+    from inbox import outbox
+
+    outbox.enqueue_job("inbox.jobs.route.route_message", 1, job_id="route-1", workspace_id=workspace.id)
+    db.session.commit()
+    assert relay_pending(min_age=timedelta(0)) == 1  # the worker's relay got there first
+    outbox.enqueue_job("inbox.jobs.route.route_message", 2, job_id="route-2", workspace_id=workspace.id)
+    outbox.commit()
+
+    assert sorted(get_queue().job_ids) == ["route-1", "route-2"]  # route-1 once
+
+
+def test_an_event_promised_before_a_job_is_relayed_with_it(app, workspace):
+    from inbox import outbox
+
+    outbox.publish_event(workspace.id, "conversation-changed", conversation_id=1)
+    outbox.enqueue_job("inbox.jobs.route.route_message", 1, job_id="route-1", workspace_id=workspace.id)
+    outbox.commit()
+
+    assert get_queue().job_ids == ["route-1"]
+    assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0  # both relayed

@@ -25,6 +25,16 @@ def signed_post(client, channel, params: dict, *, suffix: str = "", token: str =
     return client.post(path, data=params, headers={"X-Twilio-Signature": sig} if sig else {})
 
 
+def other_workspace_sms_channel(slug: str):
+    """Another workspace ("Concurrent") with its own Twilio SMS number: what must never show here."""
+    from inbox.actions.workspace import do_create_channel, do_create_workspace
+    from inbox.kinds import ChannelKind, Provider
+
+    other = do_create_workspace("Concurrent", slug=slug)
+    return do_create_channel(other, kind=ChannelKind.SMS, provider=Provider.TWILIO, name="SMS", address="+33799999999",
+                             credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+
+
 def inbound(sender: str = "+33612345678", body: str = "Bonjour", **kw) -> dict:
     return fake.inbound_sms_payload(account_sid=DEMO_ACCOUNT_SID, sender=sender, to=SMS_NUMBER,
                                     body=body, **kw)

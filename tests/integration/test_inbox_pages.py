@@ -8,14 +8,12 @@ from sqlalchemy import select
 
 from inbox.actions.contacts import do_claim_identity
 from inbox.actions.labels import do_create_label, do_set_contact_labels, do_set_conversation_labels
-from inbox.actions.workspace import do_create_channel, do_create_workspace
 from inbox.extensions import db
-from inbox.kinds import ChannelKind, Provider
+from inbox.kinds import ChannelKind
 from inbox.models import Contact, Conversation, Label, Message
-from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 
 from ..conftest import login
-from ..helpers import inbound, recorded_statements, signed_post
+from ..helpers import inbound, other_workspace_sms_channel, recorded_statements, signed_post
 from .outbound_fixtures import again, fresh
 
 
@@ -64,10 +62,7 @@ def test_search_filters_by_contact_and_message_text(logged_in, client, sms_chann
 
 
 def test_other_workspace_conversation_is_404(logged_in, client, app):
-    other = do_create_workspace("Concurrent", slug="other")
-    channel = do_create_channel(other, kind=ChannelKind.SMS, provider=Provider.TWILIO, name="SMS",
-                                address="+33799999999",
-                                credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+    channel = other_workspace_sms_channel("other")
     signed_post(client, channel, inbound(body="secret de B"))
     foreign = db.session.scalar(select(Conversation))
     message = db.session.scalar(select(Message))

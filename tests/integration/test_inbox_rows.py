@@ -10,13 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from inbox.actions.labels import do_create_label, do_set_conversation_labels
-from inbox.actions.workspace import do_create_channel, do_create_workspace
 from inbox.extensions import db
-from inbox.kinds import ChannelKind, Provider
 from inbox.models import ContactIdentity, Conversation
-from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 
-from ..helpers import inbound, recorded_statements, signed_post
+from ..helpers import inbound, other_workspace_sms_channel, recorded_statements, signed_post
 from .outbound_fixtures import again, fresh
 
 HTMX = {"HX-Request": "true"}
@@ -76,10 +73,7 @@ def test_a_conversation_leaving_the_view_answers_no_row(logged_in, client, sms_c
 
 
 def test_another_workspace_conversation_answers_like_one_not_in_the_view(logged_in, client, sms_channel):
-    other = do_create_workspace("Concurrent", slug="other")
-    channel = do_create_channel(other, kind=ChannelKind.SMS, provider=Provider.TWILIO, name="SMS",
-                                address="+33799999999",
-                                credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+    channel = other_workspace_sms_channel("other")
     signed_post(client, channel, inbound(sender="+33633333333", body="secret de B"))
     foreign_id = _conversation_of("+33633333333")
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from inbox import search
-from inbox.actions.workspace import do_create_channel, do_create_workspace
 from inbox.extensions import db
-from inbox.kinds import ChannelKind, Provider
 from inbox.models import Conversation, Message
-from inbox.sandbox.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 
-from ..helpers import inbound, signed_post
+from ..helpers import inbound, other_workspace_sms_channel, signed_post
 
 LIST = {"HX-Request": "true", "HX-Target": "conv-list"}
 
@@ -36,10 +33,7 @@ def test_search_ignores_accents_and_matches_word_prefixes(logged_in, client, sms
 
 
 def test_search_never_shows_another_workspace(logged_in, client, sms_channel):
-    other = do_create_workspace("Concurrent", slug="other-search")
-    channel = do_create_channel(other, kind=ChannelKind.SMS, provider=Provider.TWILIO, name="SMS",
-                                address="+33799999999",
-                                credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+    channel = other_workspace_sms_channel("other-search")
     signed_post(client, channel, inbound(sender="+33633333333", body="confidentiel chez B"))
     signed_post(client, sms_channel, inbound(sender="+33644444444", body="confidentiel chez A"))
 
@@ -108,10 +102,7 @@ def test_search_finds_contacts_by_any_part_of_their_name_company_email_or_phone(
 
     signed_post(client, sms_channel, inbound(sender="+33611112222", body="bonjour"))
     signed_post(client, sms_channel, inbound(sender="+33699998888", body="bonjour"))
-    other = do_create_workspace("Concurrent", slug="other-contacts")
-    channel = do_create_channel(other, kind=ChannelKind.SMS, provider=Provider.TWILIO, name="SMS",
-                                address="+33799999999",
-                                credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN})
+    channel = other_workspace_sms_channel("other-contacts")
     signed_post(client, channel, inbound(sender="+33633334444", body="bonjour"))
     db.session.rollback()
     contacts = {c.phone: c for c in db.session.scalars(select(Contact))}

@@ -26,6 +26,14 @@ from .ticket_fixtures import T0, admin, contact, customer_writes, fresh, make_ti
 HX = {"HX-Request": "true"}
 
 
+def ticket_page(client, ticket_id: int) -> tuple[int, str]:
+    """The ticket page as the agent gets it, with the number of SQL statements it took."""
+    with recorded_statements() as statements:
+        response = client.get(f"/tickets/{ticket_id}")
+    assert response.status_code == 200
+    return len(statements), response.get_data(as_text=True)
+
+
 def test_escalating_a_conversation_opens_a_numbered_ticket_and_tells_the_customer(
         app, logged_in, client, sms_channel, agent, fake_twilio):
     conversation = customer_writes(client, sms_channel, "Mon terminal de paiement ne s'allume plus")
@@ -251,17 +259,11 @@ def test_ticket_page_query_count_does_not_grow_with_its_history(app, logged_in, 
     conversation = customer_writes(client, sms_channel, "Ma commande n'est pas arrivée")
     ticket_id = make_ticket(contact, conversation=conversation, assignee=agent).id
 
-    def queries_for_page():
-        with recorded_statements() as statements:
-            response = logged_in.get(f"/tickets/{ticket_id}")
-        assert response.status_code == 200
-        return len(statements), response.get_data(as_text=True)
-
-    short, _html = queries_for_page()
+    short, _html = ticket_page(logged_in, ticket_id)
     for i in range(6):
         do_add_ticket_note(fresh(Ticket, ticket_id), f"Note n°{i}", actor=agent, internal=True)
     customer_writes(client, sms_channel, "Toujours rien reçu")
-    long, html = queries_for_page()
+    long, html = ticket_page(logged_in, ticket_id)
     assert html.count('class="msg msg-outbound msg-note"') == 6 and "Toujours rien reçu" in html
     assert short == long, (short, long)
     assert long <= 14, long
@@ -277,13 +279,7 @@ def test_ticket_side_panel_shows_time_spend_timer_rating_and_conversations(app, 
     ticket_id = make_ticket(contact, conversation=conversation, assignee=agent).id
     other_id = make_ticket(contact, subject="Autre demande").id
 
-    def page():
-        with recorded_statements() as statements:
-            response = logged_in.get(f"/tickets/{ticket_id}")
-        assert response.status_code == 200
-        return len(statements), response.get_data(as_text=True)
-
-    bare, html = page()
+    bare, html = ticket_page(logged_in, ticket_id)
     assert "Satisfaction" not in html and "(votre chronomètre sur un autre ticket s’arrêtera)" not in html
     do_log_time(fresh(Ticket, ticket_id), user=agent, minutes=90, note="Diagnostic du terminal")
     do_log_time(fresh(Ticket, ticket_id), user=admin, minutes=30)
@@ -291,7 +287,7 @@ def test_ticket_side_panel_shows_time_spend_timer_rating_and_conversations(app, 
     do_change_status(fresh(Ticket, ticket_id), TicketStatus.RESOLVED, actor=agent, notify_customer=False)
     do_record_rating(fresh(Ticket, ticket_id), 4, "Rapide et efficace")
 
-    full, html = page()
+    full, html = ticket_page(logged_in, ticket_id)
     assert "Diagnostic du terminal" in html and "Alice Agent" in html and "Camille Admin" in html
     assert "<strong>2 h 00</strong>" in html and "87,50" in html  # 90 min at 40 €/h + 30 min at 55 €/h
     assert "(votre chronomètre sur un autre ticket s’arrêtera)" in html

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, literal, or_, select, union_all
+from sqlalchemy import and_, case, func, literal, or_, select, union, union_all
 
 from ..extensions import db
 from .base import UTCDateTime, seconds_between
@@ -129,7 +129,9 @@ def _search(workspace_id: int, q: str):
     number = parse_reference(q)
     if number is not None:
         candidates.append(select(Ticket.id).where(Ticket.workspace_id == workspace_id, Ticket.number == number))
-    return Ticket.id.in_(union_all(*candidates))
+    # PostgreSQL: UNION, not UNION ALL, so the planner estimates the candidates' count (it assumed 200
+    # distinct ids and looked 11,500 tickets up one by one for a common word: 100 ms; a hash join, 70 ms).
+    return Ticket.id.in_((union if dialect_name == "postgresql" else union_all)(*candidates))
 
 
 def tickets_page(workspace_id: int, f: TicketFilter, *, user_id: int, now: datetime,

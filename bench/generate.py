@@ -213,6 +213,7 @@ class Loader:
         started = time.perf_counter()
         if self.postgres:
             search.install(self.conn)  # the GIN index, built once
+            search.rebuild(self.conn, "ticket")  # ticket_search: its trigger did not fire (replica role)
             for table in ("contact", "contact_identity", "conversation", "message", "ticket", "ticket_event",
                           "rating", "user"):
                 self.conn.exec_driver_sql(

@@ -12,12 +12,17 @@ messages would otherwise cost seconds, and the inbox shows the most recent conve
 anyway; rarer queries (most of them) are exact. PostgreSQL reads every match from the GIN index.
 Contacts (name, company, email, phone) are searched by substring, like LIKE '%q%': on SQLite through a
 second FTS5 table, `contact_fts`, with the trigram tokenizer (a 3-character window index that answers
-substring queries of 3 characters or more, case-folded); shorter queries, and PostgreSQL, use LIKE.
+substring queries of 3 characters or more, case-folded); shorter queries use LIKE, and so does PostgreSQL.
 On 50,000 contacts the LIKE scan cost ~105 ms of every inbox search, the trigram lookup < 1 ms.
 Tickets (subject, description) are searched by substring too, accents folded: on SQLite a third trigram
 table, `ticket_fts`, holds the folded text (written by triggers; SQLite's trigram tokenizer cannot fold
-accents before 3.45); on PostgreSQL a pg_trgm GIN index on the same folded expression answers LIKE, when
-the extension can be created (otherwise the LIKE scans, still correct).
+accents before 3.45); on PostgreSQL a side table, `ticket_search`, holds the same folded text (written by
+a trigger: folded once per write, not once per row and search), with a pg_trgm GIN index that answers
+LIKE when the extension can be created (otherwise the LIKE scans the stored text, still correct). An
+index on the folding expression itself cost 4.3 s for a word in 11,500 of 30,000 tickets: the
+planner rechecks every candidate row, recomputing translate() over the accent table each time.
+Contacts on PostgreSQL get a pg_trgm GIN index on the same four columns (when the extension can be
+created), which answers their ILIKE.
 A ticket query of one or two characters is what a person types for a ticket number ("12", "#7": the
 caller matches the number) or the start of a word: it matches the tickets whose subject has a word
 starting with it, through a word index (SQLite: an FTS5 table `ticket_words` over `ticket.subject` with
@@ -33,7 +38,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Integer, column, event, false, func, literal_column, or_, select, text
+from sqlalchemy import Integer, column, event, false, func, literal_column, or_, select, table as table_, text
 from sqlalchemy.exc import DBAPIError
 
 from .models.contact import Contact
@@ -47,7 +52,10 @@ TICKET_WORDS_TABLE = "ticket_words"
 _CONTACT_COLUMNS = "name, company, email, phone"
 TRIGRAM = 3  # shortest substring the trigram index can answer
 PG_INDEX = "ix_message_body_fts"
-PG_TICKET_INDEX = "ix_ticket_text_trgm"
+PG_TICKET_TABLE = "ticket_search"  # ticket id, folded text (PostgreSQL)
+PG_TICKET_INDEX = "ix_ticket_search_trgm"
+PG_LEGACY_TICKET_INDEX = "ix_ticket_text_trgm"  # the folding expression's index, before migration 0013
+PG_CONTACT_INDEX = "ix_contact_search_trgm"
 PG_TICKET_WORDS_INDEX = "ix_ticket_subject_words"
 
 # Same folding on both sides on PostgreSQL: the index expression and the query terms.
@@ -129,11 +137,36 @@ _SQLITE_TICKET_DDL = (
     f"DELETE FROM {TICKET_FTS_TABLE} WHERE rowid = old.id; {_TICKET_INSERT} WHERE id = new.id; END",
 )
 _SQLITE_TICKET_FILL = (f"DELETE FROM {TICKET_FTS_TABLE}", _TICKET_INSERT)
-# One expression for the index and the queries (the planner matches it textually).
-_PG_TICKET_DOCUMENT = (f"lower(translate(ticket.subject || ' ' || coalesce(ticket.description, ''), "
-                       f"'{_ACCENTED}', '{_PLAIN}'))")
-_PG_TICKET_DDL = (f"CREATE INDEX IF NOT EXISTS {PG_TICKET_INDEX} ON ticket "
-                  f"USING gin (({_PG_TICKET_DOCUMENT}) gin_trgm_ops)",)
+
+
+def pg_fold_sql(subject: str, description: str) -> str:
+    """PostgreSQL expression: a ticket's subject and description, accents folded like fold()."""
+    return (f"lower(translate({subject} || ' ' || coalesce({description}, ''), "
+            f"'{_ACCENTED}', '{_PLAIN}'))")
+
+
+_PG_TICKET_SEARCH = table_(PG_TICKET_TABLE, column("ticket_id", Integer), column("document"))
+_PG_TICKET_FILL = (f"INSERT INTO {PG_TICKET_TABLE} (ticket_id, document) "
+                   f"SELECT id, {pg_fold_sql('subject', 'description')} FROM ticket "
+                   "ON CONFLICT (ticket_id) DO UPDATE SET document = excluded.document")
+# The table and its trigger need no extension; the index needs pg_trgm (_PG_TICKET_INDEX_DDL).
+_PG_TICKET_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {PG_TICKET_TABLE} (ticket_id integer PRIMARY KEY "
+    "REFERENCES ticket (id) ON DELETE CASCADE, document text NOT NULL)",
+    f"CREATE OR REPLACE FUNCTION {PG_TICKET_TABLE}_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    f"INSERT INTO {PG_TICKET_TABLE} (ticket_id, document) "
+    f"VALUES (NEW.id, {pg_fold_sql('NEW.subject', 'NEW.description')}) "
+    "ON CONFLICT (ticket_id) DO UPDATE SET document = excluded.document; RETURN NULL; END $$",
+    # No CREATE TRIGGER IF NOT EXISTS in PostgreSQL (OR REPLACE only since 14).
+    f"DROP TRIGGER IF EXISTS {PG_TICKET_TABLE}_write ON ticket",
+    f"CREATE TRIGGER {PG_TICKET_TABLE}_write AFTER INSERT OR UPDATE OF subject, description ON ticket "
+    f"FOR EACH ROW EXECUTE FUNCTION {PG_TICKET_TABLE}_write()",
+)
+_PG_TICKET_INDEX_DDL = (f"CREATE INDEX IF NOT EXISTS {PG_TICKET_INDEX} ON {PG_TICKET_TABLE} "
+                        "USING gin (document gin_trgm_ops)",)
+# One GIN index over the four columns: each ILIKE of contacts_matching is a bitmap scan of it, OR-ed.
+_PG_CONTACT_DDL = (f"CREATE INDEX IF NOT EXISTS {PG_CONTACT_INDEX} ON contact USING gin ("
+                   + ", ".join(f"{c.strip()} gin_trgm_ops" for c in _CONTACT_COLUMNS.split(",")) + ")",)
 # Words of the subject for 1-2 character queries: prefix indexes make "xy"* an index lookup on SQLite;
 # unicode61 folds case and accents like fold(). External content: the text stays in `ticket`.
 _SQLITE_TICKET_WORDS_DDL = (
@@ -159,31 +192,53 @@ _FTS_TABLES = {"message": FTS_TABLE, "contact": CONTACT_FTS_TABLE, "ticket": TIC
 def ddl(dialect_name: str, table: str = "message") -> tuple[str, ...]:
     """The statements `install` runs, for the migrations that add search to existing databases."""
     if table == "contact":
-        return _SQLITE_CONTACT_DDL if dialect_name == "sqlite" else ()
+        return {"sqlite": _SQLITE_CONTACT_DDL, "postgresql": _PG_CONTACT_DDL}.get(dialect_name, ())
     if table == "ticket":
-        return {"sqlite": _SQLITE_TICKET_DDL, "postgresql": _PG_TICKET_DDL}.get(dialect_name, ())
+        return {"sqlite": _SQLITE_TICKET_DDL, "postgresql": _PG_TICKET_DDL + _PG_TICKET_INDEX_DDL}.get(
+            dialect_name, ())
     if table == "ticket_words":
         return {"sqlite": _SQLITE_TICKET_WORDS_DDL, "postgresql": _PG_TICKET_WORDS_DDL}.get(dialect_name, ())
     return {"sqlite": _SQLITE_DDL, "postgresql": _POSTGRES_DDL}.get(dialect_name, ())
 
 
 def install(connection, table: str = "message") -> None:
-    """Create the search table/triggers or index if missing; a new FTS5 table is filled from its
-    content table (`message`, or `contact` / `ticket` with table="contact" / "ticket" / "ticket_words")."""
+    """Create the search table/triggers or index if missing; a new table is filled from its content
+    table (`message`, or `contact` / `ticket` with table="contact" / "ticket" / "ticket_words")."""
     dialect = connection.dialect.name
-    if dialect == "postgresql" and table == "ticket" and not _has_trigram_extension(connection):
-        return  # LIKE without an index: slower on big workspaces, same results
-    fresh = dialect == "sqlite" and connection.execute(
-        text("SELECT 1 FROM sqlite_master WHERE name = :n"), {"n": _FTS_TABLES[table]}).first() is None
-    for statement in ddl(dialect, table):
+    statements = ddl(dialect, table)
+    if dialect == "postgresql" and table in ("ticket", "contact") and not _has_trigram_extension(connection):
+        # No pg_trgm: LIKE without an index, slower on big workspaces, same results.
+        statements = _PG_TICKET_DDL if table == "ticket" else ()
+    fresh = _is_missing(connection, table)
+    for statement in statements:
         connection.exec_driver_sql(statement)
     if fresh:
         rebuild(connection, table)
 
 
+def _is_missing(connection, table: str) -> bool:
+    """The table `install` fills does not exist yet (a search table; PostgreSQL: ticket_search)."""
+    if connection.dialect.name == "sqlite":
+        return connection.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"),
+                                  {"n": _FTS_TABLES[table]}).first() is None
+    if connection.dialect.name == "postgresql" and table == "ticket":
+        return connection.execute(text("SELECT to_regclass(:n)"), {"n": PG_TICKET_TABLE}).scalar() is None
+    return False
+
+
 def rebuild(connection, table: str = "message") -> None:
-    """Re-index every message (or contact, or ticket) (SQLite after bulk loads without triggers;
-    PostgreSQL needs nothing)."""
+    """Re-index every message (or contact, or ticket) (after bulk loads without triggers; PostgreSQL
+    refills only its ticket_search table, its other indexes follow by themselves)."""
+    if connection.dialect.name == "postgresql" and table == "ticket":
+        # The index is built after the rows: filled through it row by row, they waited in the GIN index's
+        # pending list, read whole by every search (526 pages for a word found nowhere, instead of 14;
+        # the planner then preferred a scan of the table) until a vacuum.
+        connection.exec_driver_sql(f"DROP INDEX IF EXISTS {PG_TICKET_INDEX}")
+        connection.exec_driver_sql(_PG_TICKET_FILL)
+        if _has_trigram_extension(connection):
+            for statement in _PG_TICKET_INDEX_DDL:
+                connection.exec_driver_sql(statement)
+        return
     if connection.dialect.name != "sqlite":
         return
     if table == "ticket":  # holds its own (folded) text: refilled, not rebuilt from a content table
@@ -270,13 +325,12 @@ def ticket_ids_matching(q: str, *, dialect_name: str):
     if dialect_name == "sqlite":
         rowids = _trigram_rowids(TICKET_FTS_TABLE, fold(q), param="ticket_query").subquery()
         return select(rowids.c.rowid)  # a Select: the caller may UNION it
-    if dialect_name == "postgresql":
-        # Literal SQL, like the index's expression, so the planner uses the GIN index.
-        match = literal_column(_PG_TICKET_DOCUMENT).like(_like_pattern(fold(q)), escape="\\")
-    else:
-        like = _like_pattern(q)
-        match = or_(Ticket.subject.ilike(like, escape="\\"), Ticket.description.ilike(like, escape="\\"))
-    return select(Ticket.id).where(match)
+    if dialect_name == "postgresql":  # the stored folded text, through its trigram index
+        return select(_PG_TICKET_SEARCH.c.ticket_id).where(
+            _PG_TICKET_SEARCH.c.document.like(_like_pattern(fold(q)), escape="\\"))
+    like = _like_pattern(q)  # any other engine: a scan
+    return select(Ticket.id).where(
+        or_(Ticket.subject.ilike(like, escape="\\"), Ticket.description.ilike(like, escape="\\")))
 
 
 def is_short_query(q: str) -> bool:
@@ -351,8 +405,10 @@ def _uninstall_contacts_before_drop(_table, connection, **_kw) -> None:
 
 @event.listens_for(Ticket.__table__, "before_drop")
 def _uninstall_tickets_before_drop(_table, connection, **_kw) -> None:
-    if connection.dialect.name == "sqlite":  # the tables and the views over `ticket`
-        for statement in (*drop_ddl("sqlite", "ticket"), *drop_ddl("sqlite", "ticket_words")):
+    # SQLite: the tables and the views over `ticket`; PostgreSQL: ticket_search, which references it.
+    if connection.dialect.name in ("sqlite", "postgresql"):
+        dialect = connection.dialect.name
+        for statement in (*drop_ddl(dialect, "ticket"), *drop_ddl(dialect, "ticket_words")):
             connection.exec_driver_sql(statement)
 
 
@@ -360,9 +416,10 @@ def include_name(name, type_, _parent_names) -> bool:
     """Alembic's filter: the search objects are not models (created by `install`), so schema
     comparisons (autogenerate, the migrations test) leave them out."""
     if type_ == "table":
-        return not (name or "").startswith(tuple(_FTS_TABLES.values()))
+        return not (name or "").startswith((*_FTS_TABLES.values(), PG_TICKET_TABLE))
     if type_ == "index":
-        return name not in (PG_INDEX, PG_TICKET_INDEX, PG_TICKET_WORDS_INDEX)
+        return name not in (PG_INDEX, PG_TICKET_INDEX, PG_LEGACY_TICKET_INDEX, PG_TICKET_WORDS_INDEX,
+                            PG_CONTACT_INDEX)
     return True
 
 
@@ -375,6 +432,10 @@ def drop_ddl(dialect_name: str, table: str = "message") -> tuple[str, ...]:
             f"DROP TABLE IF EXISTS {name}",) + tuple(f"DROP VIEW IF EXISTS {view}" for view in views)
     if dialect_name == "postgresql":  # the extension stays: other objects may use it
         return {"message": (f"DROP INDEX IF EXISTS {PG_INDEX}",),
-                "ticket": (f"DROP INDEX IF EXISTS {PG_TICKET_INDEX}",),
+                "contact": (f"DROP INDEX IF EXISTS {PG_CONTACT_INDEX}",),
+                "ticket": (f"DROP TRIGGER IF EXISTS {PG_TICKET_TABLE}_write ON ticket",
+                           f"DROP FUNCTION IF EXISTS {PG_TICKET_TABLE}_write()",
+                           f"DROP TABLE IF EXISTS {PG_TICKET_TABLE}",  # and its index
+                           f"DROP INDEX IF EXISTS {PG_LEGACY_TICKET_INDEX}"),
                 "ticket_words": (f"DROP INDEX IF EXISTS {PG_TICKET_WORDS_INDEX}",)}.get(table, ())
     return ()

@@ -133,6 +133,11 @@ def _search(workspace_id: int, q: str):
     number = parse_reference(q)
     if number is not None:
         candidates.append(select(Ticket.id).where(Ticket.workspace_id == workspace_id, Ticket.number == number))
+    # PostgreSQL: UNION, not UNION ALL, so the planner estimates the candidates' count (it assumed 200
+    # distinct ids and looked 11,500 tickets up one by one for a common word: 100 ms; a hash join, 70 ms).
+    if dialect_name == "postgresql":
+        first, *others = candidates
+        return Ticket.id.in_(first.union(*others))
     return Ticket.id.in_(union_all(*candidates))
 
 

@@ -1,7 +1,8 @@
-"""The ticket list's keyword search (trigram index on SQLite, pg_trgm on PostgreSQL), seen through the
-list: by any part of the subject or description, the reference or the client; accents and case
-ignored; one or two characters find a ticket number or the start of a subject's word (a word
-index); the indexes follow edits and deletions; never another workspace's tickets."""
+"""The ticket list's keyword search (SQLite: a trigram index; PostgreSQL: the folded text kept in a table
+by a trigger, with a pg_trgm index), seen through the list: by any part of the subject or description,
+the reference or the client; accents and case ignored; one or two characters find a ticket number or
+the start of a subject's word (a word index); the indexes follow edits and deletions; never another
+workspace's tickets."""
 
 from __future__ import annotations
 
@@ -136,10 +137,12 @@ def test_search_never_shows_another_workspace(logged_in, agent, contact):
 def test_install_is_idempotent_and_rebuild_reindexes(app, agent, contact):
     ticket = make_ticket(contact, subject="Rendez-vous annulé")
     with db.engine.begin() as connection:
-        for table in ("ticket", "ticket_words"):
+        for table in ("ticket", "ticket_words", "contact"):
             search.install(connection, table)
             search.install(connection, table)
             search.rebuild(connection, table)
     for q in ("annule", "an"):
         stmt = search.ticket_ids_matching(q, dialect_name=db.engine.dialect.name)
         assert list(db.session.scalars(stmt)) == [ticket.id], q
+    stmt = search.contacts_matching(contact.workspace_id, contact.name[-4:], dialect_name=db.engine.dialect.name)
+    assert list(db.session.scalars(stmt)) == [contact.id]

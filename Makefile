@@ -7,7 +7,7 @@ MO     := $(PO:.po=.mo)
 
 .PHONY: run test test-sqlite test-postgres install translations extract-messages bench clean
 
-run: $(VENV)/.installed $(MO)  ## set up (venv, deps, database, demo data) and start web + worker
+run: $(VENV)/.installed $(MO)  ## set up (venv, deps, database, demo data) and start web + workers
 	$(BIN)/python -m inbox.devserver
 
 test: $(VENV)/.installed-test $(MO)  ## the whole suite on SQLite, then on PostgreSQL when TEST_DATABASE_URL is set

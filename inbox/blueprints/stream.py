@@ -43,21 +43,9 @@ def _events(hub: EventHub, workspace_id: int):
         yield "retry: 2000\n: connected\n\n"
         while True:
             try:
-                yield events.get(timeout=HEARTBEAT_SECONDS) + _waiting(events)
+                yield events.get(timeout=HEARTBEAT_SECONDS)
             except queue.Empty:
                 hub.ensure_running()
                 yield ": ping\n\n"  # also how we notice a browser that went away
     finally:  # the browser left (GeneratorExit) or the server stops: stop filling its queue
         hub.unregister(workspace_id, events)
-
-
-def _waiting(events: queue.Queue) -> str:
-    """The events queued behind the first, sent in the same write: a burst (a sweep, a reply with
-    its receipts) wakes the stream's thread and writes to its socket once, not once per event.
-    Each is a whole SSE frame, so the browser reads them one by one as before."""
-    frames = []
-    while True:
-        try:
-            frames.append(events.get_nowait())
-        except queue.Empty:
-            return "".join(frames)

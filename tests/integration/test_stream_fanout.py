@@ -142,24 +142,3 @@ def test_a_value_shared_by_the_open_inboxes_is_read_once_per_event(app, agent):
         assert hub.memo(agent.workspace_id, "counts", read, max_age=0) == first + 3  # and so does age
     finally:
         hub.unregister(agent.workspace_id, events)
-
-
-def test_events_waiting_in_a_stream_leave_in_one_write_each_whole(app, agent):
-    from inbox.blueprints.stream import _events
-
-    hub = event_hub()
-    stream = _events(hub, agent.workspace_id)
-    assert next(stream) == "retry: 2000\n: connected\n\n"
-    try:
-        for number in range(3):
-            outbox.publish_event(agent.workspace_id, "conversation-changed", conversation_id=number)
-        outbox.commit()  # one commit, one pipeline: the three arrive together
-        deadline = time.monotonic() + 10
-        while sum(len(q.queue) for q in hub._queues.get(agent.workspace_id, ())) < 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        assert next(stream) == "".join(f'event: conversation-changed\ndata: {{"conversation_id": {n}}}\n\n'
-                                       for n in range(3))
-    finally:
-        stream.close()
-    assert hub.stream_count() == 0

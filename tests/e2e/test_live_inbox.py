@@ -127,6 +127,44 @@ def test_inbound_sms_appears_live_and_reply_is_delivered(page, live_server, agen
     page.screenshot(path=artifacts / "conversation.png", full_page=True)
 
 
+def test_a_receipt_arriving_while_the_badge_is_being_checked_is_not_lost(page, live_server, agent, twilio,
+                                                                        worker, fake_twilio):
+    """The race CI met twice: the badge's own check was on its way when the next status event
+    came; the check answered the older status and the event's check was dropped with the element
+    the answer replaced. The browser holds the first check's answer (the server has answered it)
+    until the later events have arrived."""
+    held = []
+
+    def hold_first_check(route):
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))  # answered now, delivered to the page later
+
+    page.route(re.compile(r"/inbox/m/\d+/status$"), hold_first_check)
+    log_in(page, live_server.url, agent)
+    open_live_inbox(page)
+    twilio.post(inbound(sender=CUSTOMER, body="Le code promo ne marche pas"))
+    open_conversation(page, "code promo")
+
+    with worker.paused():
+        _message, badge = send_reply(page, "Essayez BIENVENUE, il est valable.", with_keyboard=False)
+        while not held:  # the reply's own check, 1.5 s after it showed up (Playwright dispatches while waiting)
+            page.wait_for_timeout(50)
+    page.evaluate("""() => { window.__receipts = [];
+        document.body.addEventListener("htmx:sseMessage", e => window.__receipts.push(e.detail.type)); }""")
+
+    wait_for(lambda: fake_twilio.sent, message="the worker to send the reply to Twilio")
+    twilio.post(status(fake_twilio.sent[0]["sid"], "delivered", to=CUSTOMER), suffix="/status")
+    page.wait_for_function("() => window.__receipts.filter(t => t.endsWith('-status')).length >= 2",
+                           timeout=LIVE_TIMEOUT_MS)  # "accepted" and "delivered" reached the page
+
+    route, answer = held[0]
+    route.fulfill(response=answer)  # the older "queued" badge lands last
+    expect(badge).to_have_attribute("data-status", "delivered", timeout=LIVE_TIMEOUT_MS)
+    assert_never_reloaded(page)
+
+
 def test_reply_twilio_refuses_is_shown_failed_with_the_reason(page, live_server, agent, twilio, worker,
                                                               fake_twilio, artifacts):
     log_in(page, live_server.url, agent)

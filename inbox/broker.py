@@ -7,6 +7,8 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 from flask import Flask, current_app
@@ -61,13 +63,29 @@ MAX_BACKOFF_SECONDS = 10
 MEMO_MAX_AGE_SECONDS = 2.0  # a memo outlives no event, nor this: a missed event costs 2 s at most
 
 
+@dataclass(frozen=True, slots=True)
+class StreamViewer:
+    """Who reads a stream, as far as an event's details depend on it."""
+
+    user_id: int
+    locale: str
+
+
+# An event's details for its readers: given the workspace, the event's data and the viewers of
+# this process's streams, a function giving each viewer what to add to the data (or None: the
+# event goes as published). Called once per event per process, on the subscriber's thread.
+EventDetails = Callable[[int, dict, frozenset[StreamViewer]], Callable[[StreamViewer], dict] | None]
+
+
 class EventHub:
     """This process's Redis subscriber and the queues of the streams it serves."""
 
     def __init__(self, client: redis.Redis):
         self._client = client
         self._lock = threading.Lock()
-        self._queues: dict[int, set[queue.Queue]] = {}  # workspace id -> its streams' queues
+        # workspace id -> its streams' queues, each with its viewer (None: the events as published)
+        self._queues: dict[int, dict[queue.Queue, StreamViewer | None]] = {}
+        self._details: dict[str, EventDetails] = {}
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()  # set while subscribed: events published now will arrive
         self._generations: dict[int, int] = {}  # workspace id -> events received since subscribed
@@ -97,10 +115,16 @@ class EventHub:
                 self._memos[key] = (generation, started, value)
             return value
 
-    def register(self, workspace_id: int) -> queue.Queue:
+    def add_details(self, event_type: str, details: EventDetails) -> None:
+        """Send this event type with details for each viewer, computed once per event here, so
+        that the browsers need not each ask for them (issue #7: 200 open inboxes each fetching
+        the changed row cost more requests than two cores serve)."""
+        self._details[event_type] = details
+
+    def register(self, workspace_id: int, viewer: StreamViewer | None = None) -> queue.Queue:
         stream_queue: queue.Queue = queue.Queue(maxsize=STREAM_QUEUE_SIZE)
         with self._lock:
-            self._queues.setdefault(workspace_id, set()).add(stream_queue)
+            self._queues.setdefault(workspace_id, {})[stream_queue] = viewer
         self.ensure_running()
         return stream_queue
 
@@ -117,8 +141,8 @@ class EventHub:
 
     def unregister(self, workspace_id: int, stream_queue: queue.Queue) -> None:
         with self._lock:
-            streams = self._queues.get(workspace_id, set())
-            streams.discard(stream_queue)
+            streams = self._queues.get(workspace_id, {})
+            streams.pop(stream_queue, None)
             if not streams:
                 self._queues.pop(workspace_id, None)
 
@@ -178,16 +202,40 @@ class EventHub:
         try:
             workspace_id = int(message["channel"].rsplit(b":", 1)[1])
             event = json.loads(message["data"])
+            event_type, data = event["type"], event["data"]
             # Formatted once for every stream of the workspace: the exact text the templates listen to.
-            text = f"event: {event['type']}\ndata: {json.dumps(event['data'])}\n\n"
+            text = f"event: {event_type}\ndata: {json.dumps(data)}\n\n"
         except (ValueError, IndexError, KeyError, TypeError):
             log.warning("live events: ignoring a malformed message on %r", message["channel"])
             return
         with self._lock:
             self._generations[workspace_id] = self._generations.get(workspace_id, 0) + 1
-            streams = list(self._queues.get(workspace_id, ()))
-        for stream_queue in streams:
-            _put_dropping_oldest(stream_queue, text)
+            streams = dict(self._queues.get(workspace_id, {}))
+        details = self._details_for(workspace_id, event_type, data, streams.values())
+        texts: dict[StreamViewer | None, str] = {None: text}  # several tabs of one agent share theirs
+        for stream_queue, viewer in streams.items():
+            if viewer not in texts:
+                texts[viewer] = text if details is None else _with_details(event_type, data, details, viewer, text)
+            _put_dropping_oldest(stream_queue, texts[viewer])
+
+    def _details_for(self, workspace_id: int, event_type: str, data: dict, viewers):
+        compute = self._details.get(event_type)
+        viewers = frozenset(viewer for viewer in viewers if viewer is not None)
+        if compute is None or not viewers or not isinstance(data, dict):
+            return None
+        try:
+            return compute(workspace_id, data, viewers)
+        except Exception:  # the event still goes, as published: the browsers ask for what changed
+            log.exception("live events: the details of %s failed", event_type)
+            return None
+
+
+def _with_details(event_type: str, data: dict, details, viewer: StreamViewer, plain: str) -> str:
+    try:
+        return f"event: {event_type}\ndata: {json.dumps({**data, **details(viewer)})}\n\n"
+    except Exception:  # this reader gets the event as published, and asks
+        log.exception("live events: the details of %s failed for %s", event_type, viewer)
+        return plain
 
 
 def _put_dropping_oldest(stream_queue: queue.Queue, text: str) -> None:

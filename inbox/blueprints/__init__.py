@@ -9,6 +9,10 @@ def register_blueprints(app: Flask) -> None:
     for module in (assistant, auth, inbox, settings, stream, webhooks):
         app.register_blueprint(module.bp)
 
+    from . import live_rows  # the changed row pushed with its event (issue 7)
+
+    live_rows.init_app(app)
+
     from . import contacts, tickets  # ticket core (issue 4)
 
     for module in (contacts, tickets):

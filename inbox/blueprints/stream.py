@@ -1,7 +1,8 @@
 """Server-sent events: each browser listens to its workspace's live events.
 
-Events only say what changed ("conversation-changed", "contact-7-message"…); the browser
-then fetches the fragment with a normal GET, so permission checks stay in the views.
+Events mostly say what changed ("contact-7-message"…); the browser then fetches the fragment
+with a normal GET, so permission checks stay in the views. A changed conversation comes with its
+list row and the reader's sidebar counts (live_rows.py): every agent would fetch them at once.
 Redis pub/sub makes it work with any number of web processes; within a process, one
 subscriber (broker.EventHub) feeds every stream's in-memory queue, so a stream costs no
 Redis connection.
@@ -12,9 +13,10 @@ from __future__ import annotations
 import queue
 
 from flask import Blueprint, Response
+from flask_babel import get_locale
 from flask_login import current_user, login_required
 
-from ..broker import READY_WAIT_SECONDS, EventHub, event_hub
+from ..broker import READY_WAIT_SECONDS, EventHub, StreamViewer, event_hub
 from ..extensions import db
 
 bp = Blueprint("stream", __name__)
@@ -25,19 +27,20 @@ HEARTBEAT_SECONDS = 10
 @login_required
 def stream():
     workspace_id = current_user.workspace_id
+    viewer = StreamViewer(current_user.id, str(get_locale()))  # some events come with details for them
     db.session.remove()  # a stream lives for hours: hold no database connection meanwhile
     hub = event_hub()
     hub.ensure_running()
     if not hub.ready.wait(READY_WAIT_SECONDS):
         return Response("live updates unavailable", status=503, headers={"Retry-After": "3"})
-    return Response(_events(hub, workspace_id), mimetype="text/event-stream",
+    return Response(_events(hub, workspace_id, viewer), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _events(hub: EventHub, workspace_id: int):
+def _events(hub: EventHub, workspace_id: int, viewer: StreamViewer):
     # Registered inside the generator: its finally only runs if it started, and a response
     # closed before its first chunk must not leave a queue behind.
-    events = hub.register(workspace_id)
+    events = hub.register(workspace_id, viewer)
     try:
         hub.ready.wait(READY_WAIT_SECONDS)  # says "connected" once subscribed: nothing later is missed
         yield "retry: 2000\n: connected\n\n"

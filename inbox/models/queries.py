@@ -62,6 +62,15 @@ class InboxFilter:
             return f"{4 - _PRIORITY_RANK.get(conv.priority, 4)}.{key}"
         return key
 
+    def match_spec(self, user_id: int) -> dict | None:
+        """What the page needs to tell whether a pushed row belongs in this list: app.js's
+        `rowMatches(spec, row_facts(c))` decides as `_filtered` does (a test compares them on
+        every filter). None for a search: only the server can tell, the page asks it."""
+        if self.q:
+            return None
+        return {"view": self.view, "user": user_id, "status": self.status, "priority": self.priority,
+                "assignee": self.assignee_id, "channel": self.channel, "label": self.label, "sort": self.sort}
+
     def to_args(self, **changes) -> dict[str, str]:
         """Query-string arguments that reproduce this filter, without the defaults."""
         f = replace(self, **changes) if changes else self
@@ -112,6 +121,17 @@ def _filtered(workspace_id: int, f: InboxFilter, user_id: int):
         stmt = stmt.where(Conversation.id.in_(
             select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == f.label)))
     return stmt
+
+
+EVERY_CONVERSATION = InboxFilter(status=STATUS_ANY)  # inbox_row with it: the row whatever the list
+
+
+def row_facts(conv: Conversation) -> dict:
+    """What `_filtered` looks at, for the page to apply the list's filters to a pushed row."""
+    return {"status": str(conv.status), "priority": str(conv.priority), "assignee": conv.assignee_id,
+            "channel": str(conv.channel.kind) if conv.channel else None,
+            "labels": sorted(label.id for label in conv.labels),
+            "sort": {sort: replace(EVERY_CONVERSATION, sort=sort).sort_key(conv) for sort in SORTS}}
 
 
 def _row_options():

@@ -143,3 +143,63 @@ def test_the_pages_every_open_inbox_asks_for_at_once_read_beside_the_writers(app
     with recorded_statements() as statements:
         assert client.get(f"/inbox/rows/{conversation_id}", headers=HTMX).status_code == 200
     assert db.engine.dialect.name != "sqlite" or [s for s in statements if s.startswith("BEGIN")] == ["BEGIN"]
+
+
+def test_the_row_pushed_with_an_event_is_the_row_each_reader_would_fetch(app, logged_in, client, sms_channel,
+                                                                         agent, workspace):
+    """The row comes with its event (live_rows.py), rendered once per language of the readers, each
+    with their own counts: what their list would fetch, but for the list's filters in the link,
+    which the page adds, and its sort key, which the facts carry."""
+    from inbox.actions.workspace import do_create_user
+    from inbox.blueprints.live_rows import _row_details
+    from inbox.broker import StreamViewer
+    from inbox.models import Role
+
+    from ..conftest import PASSWORD
+
+    english = do_create_user(workspace, email="en@example.test", name="Ed", password=PASSWORD, role=Role.AGENT)
+    english.locale = "en"
+    db.session.commit()
+    signed_post(client, sms_channel, inbound(sender="+33611111111", body="Ma facture est fausse"))
+    conversation_id = _conversation_of("+33611111111")
+    logged_in.post(f"/inbox/c/{conversation_id}/assign", data={"assignee_id": "me"})
+    fetched = logged_in.get(f"/inbox/rows/{conversation_id}?view=mine", headers=HTMX).get_data(as_text=True)
+
+    french, other = StreamViewer(agent.id, "fr"), StreamViewer(english.id, "en")
+    details = _row_details(app, workspace.id, {"conversation_id": conversation_id}, frozenset({french, other}))
+    for_agent, for_english = details(french), details(other)
+
+    expected = re.search(rf'<a id="row-{conversation_id}".*?</a>', fetched, re.S).group(0)
+    expected = expected.replace(f"/inbox/c/{conversation_id}?view=mine", f"/inbox/c/{conversation_id}")
+    expected = re.sub(r'data-sort="[^"]*"', f'data-sort="{for_agent["row"]["facts"]["sort"]["recent"]}"', expected)
+    assert for_agent["row"]["html"].strip() == expected
+    assert "Assignée à" in for_agent["row"]["html"] and "Assigned to" in for_english["row"]["html"]
+    assert for_agent["row"]["facts"] == for_english["row"]["facts"] == {
+        "status": "open", "priority": "medium", "assignee": agent.id, "channel": "sms", "labels": [],
+        "sort": for_agent["row"]["facts"]["sort"]}
+    assert {key: str(n) for key, n in for_agent["counts"].items()} == _counts(fetched)
+    assert (for_agent["counts"]["mine"], for_english["counts"]["mine"]) == (1, 0)  # each their own
+
+
+def test_an_event_for_a_conversation_gone_or_elsewhere_pushes_no_row(app, agent, workspace):
+    from inbox.blueprints.live_rows import _row_details
+    from inbox.broker import StreamViewer
+
+    channel = other_workspace_sms_channel("ailleurs-push")
+    elsewhere = Conversation(workspace_id=channel.workspace_id, contact_id=_other_contact(channel).id)
+    db.session.add(elsewhere)
+    db.session.commit()
+    viewer = StreamViewer(agent.id, "fr")
+    for conversation_id in (elsewhere.id, 999_999):
+        details = _row_details(app, workspace.id, {"conversation_id": conversation_id}, frozenset({viewer}))
+        assert details(viewer)["row"] is None  # the page removes the row it may have
+    assert _row_details(app, workspace.id, {}, frozenset({viewer})) is None  # no conversation named: the page refetches
+
+
+def _other_contact(channel):
+    from inbox.models import Contact
+
+    contact = Contact(workspace_id=channel.workspace_id, name="Ailleurs")
+    db.session.add(contact)
+    db.session.flush()
+    return contact

@@ -114,7 +114,10 @@ def test_sse_stream_tells_open_browsers_about_new_messages(app, live_server, age
 
     db.session.expire_all()
     message = db.session.scalar(select(Message))
-    assert ("conversation-changed", {"conversation_id": message.conversation_id}) in events
+    changed = [data for name, data in events if name == "conversation-changed"]
+    assert [data["conversation_id"] for data in changed] == [message.conversation_id]
+    assert "En direct" in changed[0]["row"]["html"]  # the row comes with the event, as the agent reads it
+    assert changed[0]["counts"]["all"] == 1 and changed[0]["counts"]["unassigned"] == 1
     assert (f"contact-{message.contact_id}-message", {"message_id": message.id}) in events
 
 

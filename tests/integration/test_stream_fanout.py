@@ -63,8 +63,11 @@ def test_one_event_reaches_150_streams_over_one_redis_subscription(app, live_ser
     for reader in readers:
         reader.join(30)
 
-    expected = [("conversation-changed", {"conversation_id": 42}), (bell_event(agent.id), {})]
+    # Conversation 42 does not exist (any longer): the row comes as none, the page removes it.
+    expected = [("conversation-changed", {"conversation_id": 42, "row": None, "counts": received[0][0][1]["counts"]}),
+                (bell_event(agent.id), {})]
     assert [events == expected for events in received].count(True) == STREAMS
+    assert received[0][0][1]["counts"]["all"] == 0
     assert pubsub_connections() == 1
 
 
@@ -142,3 +145,36 @@ def test_a_value_shared_by_the_open_inboxes_is_read_once_per_event(app, agent):
         assert hub.memo(agent.workspace_id, "counts", read, max_age=0) == first + 3  # and so does age
     finally:
         hub.unregister(agent.workspace_id, events)
+
+
+def test_an_events_details_are_computed_once_and_shaped_for_each_reader(app, agent):
+    """live_rows.py's use: one computation per event in this process, each viewer's own text, the
+    event as published for a stream without a viewer or when the computation fails."""
+    from inbox.broker import StreamViewer
+
+    hub, computed = event_hub(), []
+
+    def details(workspace_id, data, viewers):
+        computed.append(sorted(viewers, key=lambda viewer: viewer.user_id))
+        if data.get("fail"):
+            raise RuntimeError("the details could not be read")
+        return lambda viewer: {"for": viewer.user_id, "locale": viewer.locale}
+
+    hub.add_details("thing-changed", details)
+    fr, en = StreamViewer(agent.id, "fr"), StreamViewer(agent.id + 1, "en")
+    streams = [hub.register(agent.workspace_id, viewer) for viewer in (fr, fr, en, None)]
+    try:
+        assert hub.ready.wait(5)
+        channel = workspace_channel(agent.workspace_id)
+        redis_client().publish(channel, json.dumps({"type": "thing-changed", "data": {"id": 1}}))
+        redis_client().publish(channel, json.dumps({"type": "thing-changed", "data": {"id": 2, "fail": True}}))
+        texts = [[events.get(timeout=5), events.get(timeout=5)] for events in streams]
+    finally:
+        for events in streams:
+            hub.unregister(agent.workspace_id, events)
+    assert computed == [[fr, en], [fr, en]]  # once per event, whatever the number of streams
+    plain = ['event: thing-changed\ndata: {"id": 1}\n\n', 'event: thing-changed\ndata: {"id": 2, "fail": true}\n\n']
+    mine = f'event: thing-changed\ndata: {{"id": 1, "for": {agent.id}, "locale": "fr"}}\n\n'
+    assert texts[0] == texts[1] == [mine, plain[1]]
+    assert texts[2] == [f'event: thing-changed\ndata: {{"id": 1, "for": {agent.id + 1}, "locale": "en"}}\n\n', plain[1]]
+    assert texts[3] == plain

@@ -30,20 +30,27 @@
     });
   }
 
-  // The open list follows each change by fetching the one row it names (issue #7: with every agent's
-  // inbox open, refetching whole lists cost the server a list page per browser per message).
-  // Requests go one at a time, in event order: a later answer is never overwritten by an earlier
-  // one, and a change arriving during a fetch is fetched after it. A change already waiting is not
-  // queued twice. A change naming no conversation (a label renamed), or more rows waiting than a
-  // page's worth of requests is worth (a sweep touching many conversations), refetches the rows.
+  // The open list follows each change row by row (issue #7). A change naming a conversation comes
+  // with its row and this agent's sidebar counts (inbox/blueprints/live_rows.py): the page keeps the
+  // row where its list's filters do (rowMatches) and puts it in place, without a request. A list the
+  // page cannot filter (a search) fetches the one row it names instead.
+  // Changes are applied one at a time, in event order: a later answer is never overwritten by an
+  // earlier one, and a change arriving during a fetch is applied after it. A change already
+  // waiting for a fetch is not queued twice. A change naming no conversation (a label renamed), or
+  // more rows waiting than a page's worth of requests is worth (a sweep touching many
+  // conversations), refetches the rows.
   var ROWS_BEFORE_REFETCH = 10;
   var liveQueue = Promise.resolve(), waitingRows = {}, waitingCount = 0, waitingList = false;
 
   function followChange(detail) {
-    var id = null;
-    try { id = JSON.parse((detail && detail.data) || "{}").conversation_id; } catch (err) { id = null; }
+    var change = {};
+    try { change = JSON.parse((detail && detail.data) || "{}"); } catch (err) { change = {}; }
+    var id = change.conversation_id;
     if (waitingList || (id && waitingRows[id])) return;  // the request already waiting will see this change
-    if (id && waitingCount < ROWS_BEFORE_REFETCH) {
+    var list = document.getElementById("conv-list");
+    if (id && "row" in change && list && list.dataset.match !== "null") {
+      enqueue(function () { applyPushed(list, id, change); });
+    } else if (id && waitingCount < ROWS_BEFORE_REFETCH) {
       waitingRows[id] = true; waitingCount++;
       enqueue(function () {
         if (!waitingRows[id]) return null;  // a list refetch took its place
@@ -54,6 +61,39 @@
       waitingList = true; waitingRows = {}; waitingCount = 0;
       enqueue(function () { waitingList = false; return refetchList(); });
     }
+  }
+
+  // Whether a conversation belongs in the list: exactly as the server's query filters it
+  // (inbox/models/queries.py _filtered; tests/e2e/test_live_rows.py compares them).
+  function rowMatches(spec, facts) {
+    if (spec.view === "mine" && facts.assignee !== spec.user) return false;
+    if (spec.view === "unassigned" && facts.assignee !== null) return false;
+    if (spec.status !== "any" && facts.status !== spec.status) return false;
+    if (spec.priority && facts.priority !== spec.priority) return false;
+    if (spec.assignee && facts.assignee !== spec.assignee) return false;
+    if (spec.channel && facts.channel !== spec.channel) return false;
+    if (spec.label && facts.labels.indexOf(spec.label) < 0) return false;
+    return true;
+  }
+  window.coccinelleRowMatches = rowMatches;
+
+  function applyPushed(list, id, change) {
+    if (document.getElementById("conv-list") !== list) return;  // the filters changed: that list is fresh
+    var spec = JSON.parse(list.dataset.match), row = null;
+    Object.keys(change.counts || {}).forEach(function (key) {
+      var count = document.getElementById("count-" + key);
+      if (count) count.textContent = change.counts[key];
+    });
+    if (change.row && rowMatches(spec, change.row.facts)) {
+      var answer = document.createElement("template");
+      answer.innerHTML = change.row.html;
+      row = answer.content.querySelector(".row");
+      var link = row.getAttribute("href") + (list.dataset.filters ? "?" + list.dataset.filters : "");
+      row.setAttribute("href", link);
+      row.setAttribute("hx-get", link);
+      row.dataset.sort = change.row.facts.sort[spec.sort];
+    }
+    placeRow(list, id, row);
   }
 
   function enqueue(job) {

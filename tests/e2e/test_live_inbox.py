@@ -190,10 +190,10 @@ def test_a_burst_of_new_conversations_all_show_up_live_with_the_counts(page, liv
     log_in(page, live_server.url, agent)
     open_live_inbox(page)
     customers = [f"+3361111110{n}" for n in range(6)]
-    for n, number in enumerate(customers):  # back to back: each row's fetch meets the next events
+    for n, number in enumerate(customers):  # back to back: each row meets the next events
         twilio.post(inbound(sender=number, body=f"Rafale {n}, merci de me rappeler"))
 
-    for n in range(len(customers)):  # none lost when they came while another row was being fetched
+    for n in range(len(customers)):  # none lost when they came while another row was being placed
         expect(row_for(page, f"Rafale {n},")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("#conv-list .row")).to_have_count(len(customers))
     keys = page.eval_on_selector_all("#conv-list .row", "rows => rows.map(r => r.dataset.sort)")
@@ -228,7 +228,7 @@ def write_and_see(page: Page, twilio, number: str, body: str) -> None:
 
 
 def test_a_change_moves_its_row_to_the_top_without_a_duplicate(page, live_server, agent, twilio, worker):
-    """The list follows each change by fetching that one row and placing it by its activity."""
+    """The list follows each change with the row its event brings, placed by its activity."""
     log_in(page, live_server.url, agent)
     open_live_inbox(page)
     for n in range(3):
@@ -298,6 +298,13 @@ def test_assigning_away_removes_the_row_from_mine(page, live_server, agent, work
     expect(page.locator("#conv-list .row")).to_have_count(1)
     expect(row_for(page, mine)).to_be_visible()
     expect(page.locator("#count-mine")).to_have_text("1", timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#conv-list .empty-state")).to_have_count(0)
+
+    open_thread_of(page, mine)  # the last one goes too: the list says it is empty, as when it loads so
+    page.locator("#assignee").select_option(str(colleague.id))
+    expect(page.locator("#conv-list .row")).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#conv-list .empty-state")).to_have_text("Rien ici. Les nouveaux messages apparaîtront en direct.")
+    expect(page.locator("#count-mine")).to_have_text("0", timeout=LIVE_TIMEOUT_MS)
     assert_never_reloaded(page)
 
 

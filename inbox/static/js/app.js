@@ -130,7 +130,7 @@
   function placeRow(list, id, row) {
     var old = document.getElementById("row-" + id), hadFocus = old && old === document.activeElement;
     if (old) { old.remove(); if (row && old.classList.contains("kbd-focus")) row.classList.add("kbd-focus"); }
-    if (!row) return;  // it left this view
+    if (!row) { sayWhenEmpty(list); return; }  // it left this view
     var more = list.querySelector(".btn-more"), next = null;
     var rows = list.querySelectorAll(".row");
     for (var i = 0; i < rows.length && !next; i++) if (rows[i].dataset.sort < row.dataset.sort) next = rows[i];
@@ -141,6 +141,16 @@
     htmx.process(row);
     markCurrentRow();
     if (hadFocus) row.focus({ preventScroll: true });
+  }
+
+  // The last row left and no page follows: the list says so, as when it loads empty.
+  function sayWhenEmpty(list) {
+    if (list.querySelector(".row, .btn-more, .empty-state")) return;
+    var empty = document.createElement("div"), text = document.createElement("p");
+    empty.className = "empty-state small";
+    text.textContent = list.dataset.empty;
+    empty.appendChild(text);
+    list.appendChild(empty);
   }
 
   // A page of "More conversations" may bring a row a live change already placed higher: keep that one.

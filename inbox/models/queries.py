@@ -83,19 +83,25 @@ class InboxFilter:
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Keyset pagination: the position of the last row shown; pages cost the same at any depth."""
+    """Keyset pagination: the position of the last row shown; pages cost the same at any depth.
+    `rank`: its priority's place, for the "priority first" order (an offset there would skip a
+    row whenever a live change moved one above the page already shown)."""
 
     last_activity_at: datetime
     id: int
+    rank: int | None = None
 
     def encode(self) -> str:
-        return f"{self.last_activity_at.timestamp():.6f}_{self.id}"
+        position = f"{self.last_activity_at.timestamp():.6f}_{self.id}"
+        return position if self.rank is None else f"p{self.rank}_{position}"
 
     @classmethod
     def decode(cls, raw: str | None) -> Cursor | None:
+        parts = (raw or "").split("_")
         try:
-            stamp, ident = (raw or "").split("_")
-            return cls(datetime.fromtimestamp(float(stamp), UTC), int(ident))
+            rank = int(parts.pop(0)[1:]) if len(parts) == 3 and parts[0].startswith("p") else None
+            stamp, ident = parts
+            return cls(datetime.fromtimestamp(float(stamp), UTC), int(ident), rank)
         except ValueError:
             return None
 
@@ -151,23 +157,23 @@ def inbox_page(workspace_id: int, f: InboxFilter, *, user_id: int, after: Cursor
                limit: int) -> tuple[list[Conversation], Cursor | None]:
     """One page of conversations, newest activity first (or by priority), with the next cursor."""
     stmt = _filtered(workspace_id, f, user_id).options(*_row_options())
-    if f.sort == "priority":
-        stmt = stmt.order_by(_PRIORITY_ORDER, Conversation.last_activity_at.desc(), Conversation.id.desc())
-        offset = int(after.id) if after else 0  # priority order is short-lived: offset is fine
-        rows = list(db.session.scalars(stmt.offset(offset).limit(limit + 1)).unique())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, (Cursor(rows[-1].last_activity_at, offset + limit) if more else None)
+    by_priority = f.sort == "priority"
     if after:
-        stmt = stmt.where(or_(
-            Conversation.last_activity_at < after.last_activity_at,
-            and_(Conversation.last_activity_at == after.last_activity_at, Conversation.id < after.id),
-        ))
-    stmt = stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit + 1)
-    rows = list(db.session.scalars(stmt).unique())
+        older = or_(Conversation.last_activity_at < after.last_activity_at,
+                    and_(Conversation.last_activity_at == after.last_activity_at, Conversation.id < after.id))
+        if by_priority and after.rank is not None:
+            stmt = stmt.where(or_(_PRIORITY_ORDER > after.rank, and_(_PRIORITY_ORDER == after.rank, older)))
+        elif not by_priority:
+            stmt = stmt.where(older)
+    order = (Conversation.last_activity_at.desc(), Conversation.id.desc())
+    stmt = stmt.order_by(_PRIORITY_ORDER, *order) if by_priority else stmt.order_by(*order)
+    rows = list(db.session.scalars(stmt.limit(limit + 1)).unique())
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (Cursor(rows[-1].last_activity_at, rows[-1].id) if more else None)
+    if not more:
+        return rows, None
+    last = rows[-1]
+    return rows, Cursor(last.last_activity_at, last.id, _PRIORITY_RANK.get(last.priority, 4) if by_priority else None)
 
 
 def inbox_row(workspace_id: int, f: InboxFilter, *, user_id: int, conversation_id: int) -> Conversation | None:

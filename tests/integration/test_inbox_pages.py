@@ -181,3 +181,37 @@ def test_conversation_page_queries_stay_bounded_whatever_its_labels_identities_a
         assert "jeanne@example.test" in shown and "+33611111111" in shown
         assert '<div class="msg-body">suite 11</div>' in shown
     assert len(re.findall(r'id="row-\d+"', html)) == 13
+
+
+def test_priority_first_pages_skip_no_conversation_when_one_moves_up_meanwhile(app, logged_in, client, sms_channel):
+    """"More conversations" continues after the last row shown, not at an offset: a live change moving
+    a conversation above the page already shown no longer shifts the next page by one."""
+    from html import unescape
+
+    from inbox.models import Priority
+
+    app.config["INBOX_PAGE_SIZE"] = 2
+    numbers = [f"+3361010100{n}" for n in range(6)]
+    for number in numbers:
+        signed_post(client, sms_channel, inbound(sender=number, body=f"Demande {number}"))
+    fresh()
+    conversations = {c.contact.display_name: c for c in db.session.scalars(select(Conversation))}
+    for number in numbers[:3]:
+        conversations[number].priority = Priority.HIGH
+    db.session.commit()
+
+    def page(url: str) -> tuple[list[str], str | None]:
+        html = logged_in.get(url, headers={"HX-Request": "true", "HX-Target": "conv-list"}).get_data(as_text=True)
+        more = re.search(r'class="btn btn-more" hx-get="([^"]+)"', html)
+        return re.findall(r'<span class="row-name">([^<]+)</span>', html), more and unescape(more.group(1))
+
+    first, more = page("/inbox?sort=priority")
+    assert first == [numbers[2], numbers[1]]  # high first, latest activity first
+    signed_post(client, sms_channel, inbound(sender=numbers[5], body="Relance"))  # a normal one, now the latest
+    signed_post(client, sms_channel, inbound(sender=numbers[0], body="Relance"))  # a high one moves to the top
+    seen = list(first)
+    while more:
+        rows, more = page(more)
+        seen += rows
+    assert seen == [numbers[2], numbers[1], numbers[5], numbers[4], numbers[3]]  # each once, none skipped
+    assert numbers[0] not in seen  # it moved above the pages shown: the live row brings it

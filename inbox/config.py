@@ -54,6 +54,8 @@ def load_config(instance_path: Path) -> dict:
         # Messages of a thread shown at once, the latest; "Earlier messages" loads the page before
         # (Chatwoot loads 20 too). 50 cost half of a 500-message conversation's page (RESULTS §11).
         "THREAD_PAGE_SIZE": int(env("THREAD_PAGE_SIZE", "20")),
+        # A ticket opens on its latest entries, the earlier ones on demand (as Zammad folds long tickets).
+        "TICKET_TIMELINE_SIZE": int(env("TICKET_TIMELINE_SIZE", "30")),
         "LOG_LEVEL": env("LOG_LEVEL", "INFO"),
     }
 

@@ -43,6 +43,7 @@ from ..models.ticket_queries import (
 from .portal import send_ticket_attachment
 
 bp = Blueprint("tickets", __name__)
+TIMELINE_MAX = 300  # entries a ticket's page shows at most, even when asked for all
 PAGE_SIZE_KEY = "TICKETS_PAGE_SIZE"
 
 
@@ -338,7 +339,13 @@ def _side_response(ticket: Ticket, message: str):
 
 
 def _ticket_context(ticket: Ticket) -> dict:
-    return {"ticket": ticket, "items": ticket_timeline(ticket), "files": files_by_event(ticket), "now": utcnow()}
+    """The ticket's latest TICKET_TIMELINE_SIZE entries (all of them, up to the timeline's bound, once
+    the agent asked: the timeline's live refreshes keep asking so), and whether earlier ones exist."""
+    whole = request.args.get("all") == "1"
+    shown = TIMELINE_MAX if whole else current_app.config["TICKET_TIMELINE_SIZE"]
+    items = ticket_timeline(ticket, limit=shown + 1)
+    return {"ticket": ticket, "items": items[-shown:], "earlier": len(items) > shown and not whole, "whole": whole,
+            "files": files_by_event(ticket), "now": utcnow()}
 
 
 def _side_context(ticket: Ticket) -> dict:

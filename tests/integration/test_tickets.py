@@ -271,6 +271,31 @@ def test_ticket_page_query_count_does_not_grow_with_its_history(app, logged_in, 
     assert long <= 14, long
 
 
+def test_a_long_ticket_opens_on_its_latest_entries_and_shows_the_earlier_ones_on_demand(app, logged_in, agent,
+                                                                                       contact):
+    from inbox.actions.tickets import do_add_ticket_note
+
+    app.config["TICKET_TIMELINE_SIZE"] = 5
+    ticket_id = make_ticket(contact, assignee=agent).id
+    for i in range(8):
+        do_add_ticket_note(fresh(Ticket, ticket_id), f"Note n°{i}", actor=agent, internal=True)
+
+    def notes(html: str) -> list[str]:
+        return re.findall(r"Note n°(\d)", html)
+
+    page = logged_in.get(f"/tickets/{ticket_id}").get_data(as_text=True)
+    assert notes(page) == ["3", "4", "5", "6", "7"]  # the latest five, in order
+    assert "Afficher les entrées précédentes" in page
+    whole = logged_in.get(f"/tickets/{ticket_id}/timeline?all=1", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert notes(whole) == [str(i) for i in range(8)]
+    assert "Afficher les entrées précédentes" not in whole
+    assert f'hx-get="/tickets/{ticket_id}/timeline?all=1" hx-trigger="sse:ticket-{ticket_id}-changed' in whole  # stays unfolded
+    live = logged_in.get(f"/tickets/{ticket_id}/timeline", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert notes(live) == ["3", "4", "5", "6", "7"]
+    app.config["TICKET_TIMELINE_SIZE"] = 30  # all of them fit: no button
+    assert "Afficher les entrées précédentes" not in logged_in.get(f"/tickets/{ticket_id}").get_data(as_text=True)
+
+
 def test_ticket_side_panel_shows_time_spend_timer_rating_and_conversations(app, logged_in, client, sms_channel,
                                                                           agent, admin, contact):
     """What the side panel reads with the ticket and in one time query, as the agent sees it."""

@@ -56,6 +56,13 @@ def open_conversation(page: Page, text: str) -> None:
         except Exception:  # noqa: BLE001  (a Playwright timeout: the click was lost)
             continue
     expect(thread_message(page, text)).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    wait_for_thread_ready(page)
+
+
+def wait_for_thread_ready(page: Page) -> None:
+    """htmx gives a swapped-in thread its behaviours when it settles (~20 ms after it shows), and
+    removes `htmx-added` in the same step: a control used before then does nothing (CI met it)."""
+    expect(page.locator("#thread.htmx-added")).to_have_count(0)
 
 
 def thread_message(page: Page, text: str):
@@ -151,13 +158,14 @@ def test_a_receipt_arriving_while_the_badge_is_being_checked_is_not_lost(page, l
         _message, badge = send_reply(page, "Essayez BIENVENUE, il est valable.", with_keyboard=False)
         while not held:  # the reply's own check, 1.5 s after it showed up (Playwright dispatches while waiting)
             page.wait_for_timeout(50)
-    page.evaluate("""() => { window.__receipts = [];
-        document.body.addEventListener("htmx:sseMessage", e => window.__receipts.push(e.detail.type)); }""")
+        page.evaluate("""() => { window.__receipts = [];  // before the worker sends: "accepted" is counted
+            document.body.addEventListener("htmx:sseMessage", e => window.__receipts.push(e.detail.type)); }""")
 
+    statuses_heard = "n => window.__receipts.filter(t => t.endsWith('-status')).length >= n"
     wait_for(lambda: fake_twilio.sent, message="the worker to send the reply to Twilio")
+    page.wait_for_function(statuses_heard, arg=1, timeout=LIVE_TIMEOUT_MS)  # "accepted": the send is stored
     twilio.post(status(fake_twilio.sent[0]["sid"], "delivered", to=CUSTOMER), suffix="/status")
-    page.wait_for_function("() => window.__receipts.filter(t => t.endsWith('-status')).length >= 2",
-                           timeout=LIVE_TIMEOUT_MS)  # "accepted" and "delivered" reached the page
+    page.wait_for_function(statuses_heard, arg=2, timeout=LIVE_TIMEOUT_MS)  # and "delivered"
 
     route, answer = held[0]
     route.fulfill(response=answer)  # the older "queued" badge lands last
@@ -213,6 +221,7 @@ def row_ids(page: Page) -> list[str]:
 def open_thread_of(page: Page, number: str) -> None:
     row_for(page, number).click()
     expect(page.locator("#thread .thread-title")).to_have_text(number)
+    wait_for_thread_ready(page)
 
 
 def conversations_stored() -> int:

@@ -23,6 +23,7 @@ from /proc) and the load average are printed too.
 from __future__ import annotations
 
 import argparse
+import copy
 import http.client
 import json
 import multiprocessing
@@ -233,6 +234,10 @@ def _readers_figures(readers: _SseReaders, base: str, cpu_before: float | None, 
     return figures
 
 
+# What a _SseReaders counts, sent back from its process by name (_ReadersElsewhere starts them at 0 too).
+READER_FIGURES = ("events", "fetches", "fetch_errors", "fetch_ms", "pushed")
+
+
 class _ReadersElsewhere:
     """The readers in a process of their own. In the process that times the messages, their threads
     parsing every event held its interpreter lock: the webhooks left late and the clock with them
@@ -269,8 +274,7 @@ def _readers_main(base: str, cookie: str, user_agent: str, n: int, fetch: str | 
     pipe.send(readers.connected)
     pipe.recv()
     with readers._lock:
-        figures = {"events": readers.events, "fetches": readers.fetches, "fetch_errors": readers.fetch_errors,
-                   "fetch_ms": list(readers.fetch_ms), "pushed": readers.pushed}
+        figures = {name: copy.copy(getattr(readers, name)) for name in READER_FIGURES}
     readers.stop()
     pipe.send(figures)
 

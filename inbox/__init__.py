@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from . import broker
 from .config import DEFAULTS, load_config
-from .extensions import babel, csrf, db, htmx, login_manager, migrate, sqlite_write_intent
+from .extensions import babel, csrf, db, htmx, login_manager, migrate, sqlite_reading_view, sqlite_write_intent
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -34,7 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_i18n(app)
     _init_login(app)
     with app.app_context():
-        _tune_sqlite(db.engine)
+        _tune_sqlite(db.engine, testing=app.config.get("TESTING", False))
     _lock_per_request(app)
 
     from .blueprints import register_blueprints
@@ -72,7 +72,7 @@ def _init_login(app: Flask) -> None:
     login_manager.login_message = lazy_gettext("Please log in to continue.")
 
 
-def _tune_sqlite(engine) -> None:
+def _tune_sqlite(engine, *, testing: bool) -> None:
     """WAL for concurrent readers; BEGIN IMMEDIATE (see sqlite_write_intent) so writers queue."""
     if engine.dialect.name != "sqlite":
         return
@@ -91,13 +91,39 @@ def _tune_sqlite(engine) -> None:
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_write_intent.get() else "BEGIN")
 
+    _guard_reads(engine, strict=testing)
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _guard_reads(engine, *, strict: bool) -> None:
+    """A GET view that writes without being marked `writes` opened a plain BEGIN: its write would
+    fail at once (SQLITE_BUSY_SNAPSHOT) whenever another request wrote since its first read. Tests
+    fail on it; in production it is logged, once per view."""
+    warned: set[str] = set()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_execute(_conn, _cursor, statement, _params, _context, _many):
+        view = sqlite_reading_view.get()
+        if view is None or not statement.lstrip()[:7].upper().startswith(_WRITES):
+            return
+        message = f"GET {view} writes to the database: mark its view @writes (inbox.extensions)"
+        if strict:
+            raise RuntimeError(message)
+        if view not in warned:
+            warned.add(view)
+            logging.getLogger(__name__).warning(message)
+
 
 def _lock_per_request(app: Flask) -> None:
     from flask import g, request
 
     @app.before_request
     def _write_intent():
-        if getattr(app.view_functions.get(request.endpoint), "reads_only", False):
+        view = app.view_functions.get(request.endpoint)
+        if request.method in ("GET", "HEAD") and not getattr(view, "writes", False):
+            g._reading_view_token = sqlite_reading_view.set(request.endpoint or request.path)
             return
         g._write_intent_token = sqlite_write_intent.set(True)
 
@@ -106,3 +132,6 @@ def _lock_per_request(app: Flask) -> None:
         token = g.pop("_write_intent_token", None)
         if token is not None:
             sqlite_write_intent.reset(token)
+        token = g.pop("_reading_view_token", None)
+        if token is not None:
+            sqlite_reading_view.reset(token)

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from . import get_in_workspace
 from .. import outbox
 from ..errors import ValidationError
-from ..extensions import db
+from ..extensions import db, write_apart
 from ..models import ApiToken, Contact, ContactIdentity, User, utcnow
 from ..models.api_token import DISPLAY_PREFIX_LENGTH, hash_token, new_token
 from .audit import record
@@ -72,10 +72,8 @@ def authenticate(secret: str | None, *, now: datetime | None = None) -> Principa
 def _touch(token: ApiToken, now: datetime) -> None:
     if token.last_used_at is not None and now - token.last_used_at < TOUCH_EVERY:
         return
-    db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
-                       .execution_options(synchronize_session=False))
-    token.last_used_at = now
-    db.session.commit()
+    with write_apart():  # every API call passes here, GETs included: they read without the lock
+        token.last_used_at = now
 
 
 # -- check -------------------------------------------------------------------------------------

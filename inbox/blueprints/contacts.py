@@ -29,7 +29,7 @@ from ..actions.tickets import FieldErrors, check_admin
 from ..actions.timetracking import local_today
 from ..errors import NotAllowed, ValidationError
 from ..errors_http import error_response, toast_headers
-from ..extensions import db
+from ..extensions import db, writes
 from ..kinds import ChannelKind
 from ..models import Appointment, BudgetPeriod, ContactErasure, Ticket, TicketSettings, utcnow
 from ..models.budget import period_bounds
@@ -272,6 +272,7 @@ def _appointments(contact, *, editing=None, error: str | None = None, message: s
 # -- GDPR --------------------------------------------------------------------------------------
 @bp.get("/contacts/<int:contact_id>/export")
 @login_required
+@writes
 def export(contact_id: int):
     contact = access_contact(contact_id, current_user)
     check_admin(current_user)

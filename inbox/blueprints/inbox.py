@@ -17,7 +17,7 @@ from ..actions.conversations import (
     do_add_note, do_assign, do_mark_read, do_send_reply, do_set_priority, do_set_status, reply_channels,
 )
 from ..errors import ValidationError
-from ..extensions import reads_only
+from ..extensions import writes
 from ..kinds import ChannelKind
 from ..models import Conversation, ConversationStatus, Message, Priority, User
 from ..orchestrator.media import attachment_from_token
@@ -41,7 +41,6 @@ def home():
 
 @bp.get("/inbox")
 @login_required
-@reads_only
 def index():
     filters = InboxFilter.from_args(request.args)
     after = Cursor.decode(request.args.get("after"))
@@ -54,7 +53,6 @@ def index():
 
 @bp.get("/inbox/rows/<int:conversation_id>")
 @login_required
-@reads_only
 def list_row(conversation_id: int):
     """One conversation's row for the open list, after a live change (the list follows an event by
     fetching the row it names, not itself: one small query per browser instead of a page). Empty
@@ -67,6 +65,7 @@ def list_row(conversation_id: int):
 
 @bp.get("/inbox/c/<int:conversation_id>")
 @login_required
+@writes
 def conversation(conversation_id: int):
     conv = access_conversation_shown(conversation_id, current_user)
     do_mark_read(conv, actor=current_user)
@@ -77,6 +76,7 @@ def conversation(conversation_id: int):
 
 @bp.get("/inbox/c/<int:conversation_id>/messages")
 @login_required
+@writes
 def messages(conversation_id: int):
     """New messages after a cursor (live updates) or an older page (scrolling back)."""
     conv = access_conversation(conversation_id, current_user)

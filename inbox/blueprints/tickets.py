@@ -30,7 +30,7 @@ from ..actions.timetracking import (
 )
 from ..errors import ValidationError
 from ..errors_http import toast_headers
-from ..extensions import db
+from ..extensions import db, writes
 from ..i18n import translated_once
 from ..models import (
     Availability, Conversation, Notification, Priority, Ticket, TicketAttachment, TicketCategory, TicketSettings,
@@ -411,6 +411,7 @@ def notifications():
 
 @bp.get("/notifications/<int:notification_id>")
 @login_required
+@writes
 def open_notification(notification_id: int):
     n = db.session.get(Notification, notification_id)
     if n is None or n.user_id != current_user.id:

@@ -8,7 +8,7 @@ import re
 from sqlalchemy import select
 
 from inbox.actions.labels import do_create_label, do_set_conversation_labels
-from inbox.extensions import db, sqlite_write_intent
+from inbox.extensions import db
 from inbox.models import ContactIdentity, Conversation
 
 from ..helpers import inbound, other_workspace_sms_channel, recorded_statements, signed_post
@@ -124,25 +124,6 @@ def test_rows_carry_their_place_in_the_list_order(logged_in, client, sms_channel
         assert re.search(r'data-sort="([^"]+)"', row).group(1) in keys
     by_priority = logged_in.get("/inbox?sort=priority", headers={**HTMX, "HX-Target": "conv-list"})
     assert _rows(by_priority.get_data(as_text=True))[0] == str(third)
-
-
-def test_the_pages_every_open_inbox_asks_for_at_once_read_beside_the_writers(app, logged_in, client, sms_channel):
-    """A request takes SQLite's write lock when it begins (writers queue instead of failing); the list
-    and its live rows never write, so they begin a plain read. The intent is the engine-independent
-    part; on SQLite it becomes the BEGIN statement itself."""
-    signed_post(client, sms_channel, inbound(sender="+33611111111", body="Bonjour"))
-    conversation_id = _conversation_of("+33611111111")
-
-    def intent(url: str, method: str = "GET") -> bool:
-        with app.test_request_context(url, method=method):
-            app.preprocess_request()
-            return sqlite_write_intent.get()
-
-    assert intent("/inbox") is False and intent(f"/inbox/rows/{conversation_id}") is False
-    assert intent(f"/inbox/c/{conversation_id}/status", "POST") is True  # a change still takes the lock first
-    with recorded_statements() as statements:
-        assert client.get(f"/inbox/rows/{conversation_id}", headers=HTMX).status_code == 200
-    assert db.engine.dialect.name != "sqlite" or [s for s in statements if s.startswith("BEGIN")] == ["BEGIN"]
 
 
 def test_the_row_pushed_with_an_event_is_the_row_each_reader_would_fetch(app, logged_in, client, sms_channel,

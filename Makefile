@@ -50,6 +50,7 @@ bench: $(VENV)/.installed-test $(MO)  ## figures at BENCH_SCALE (1 = the issue's
 	$(BIN)/python bench/live.py --messages 30 --clients 1 200 --timeout 5 --json bench/out/live.json
 	$(BIN)/python bench/sara.py --json bench/out/sara.json
 	$(BIN)/python bench/helpdesk.py --runs 20 --json bench/out/helpdesk.json
+	$(BIN)/python bench/readwrite.py --duration 10 --json bench/out/readwrite.json
 
 clean:
 	rm -rf $(VENV) instance test-artifacts .pytest_cache

@@ -307,8 +307,8 @@ class _SseReaders:
             self._conns.append(conn)
         fetcher = _Fetcher(self) if self.fetch else None
         try:
-            conn.request("GET", "/stream", headers={"Cookie": self.cookie, "Accept": "text/event-stream",
-                                                  "User-Agent": self.user_agent})
+            conn.request("GET", "/stream?rows=1", headers={"Cookie": self.cookie, "Accept": "text/event-stream",
+                                                         "User-Agent": self.user_agent})
             response = conn.getresponse()
             if response.status != 200:
                 return

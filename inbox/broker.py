@@ -65,15 +65,20 @@ MEMO_MAX_AGE_SECONDS = 2.0  # a memo outlives no event, nor this: a missed event
 
 @dataclass(frozen=True, slots=True)
 class StreamViewer:
-    """Who reads a stream, as far as an event's details depend on it."""
+    """Who reads a stream, as far as an event's details depend on it: the reader, their language,
+    whether their page shows an inbox list (`lists`: the rows pushed with their events are for those
+    pages only), and where the app is mounted (`script_root`: the links in what is pushed)."""
 
     user_id: int
     locale: str
+    lists: bool = False
+    script_root: str = ""
 
 
 # An event's details for its readers: given the workspace, the event's data and the viewers of
 # this process's streams, a function giving each viewer what to add to the data (or None: the
-# event goes as published). Called once per event per process, on the subscriber's thread.
+# event goes as published, to everyone or to that viewer). Called once per event per process, on
+# the subscriber's thread.
 EventDetails = Callable[[int, dict, frozenset[StreamViewer]], Callable[[StreamViewer], dict] | None]
 
 
@@ -232,7 +237,8 @@ class EventHub:
 
 def _with_details(event_type: str, data: dict, details, viewer: StreamViewer, plain: str) -> str:
     try:
-        return f"event: {event_type}\ndata: {json.dumps({**data, **details(viewer)})}\n\n"
+        extra = details(viewer)
+        return plain if extra is None else f"event: {event_type}\ndata: {json.dumps({**data, **extra})}\n\n"
     except Exception:  # this reader gets the event as published, and asks
         log.exception("live events: the details of %s failed for %s", event_type, viewer)
         return plain

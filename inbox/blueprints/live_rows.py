@@ -28,8 +28,9 @@ def init_app(app: Flask) -> None:
 
 def _row_details(app: Flask, workspace_id: int, data: dict, viewers: frozenset[StreamViewer]):
     conversation_id = data.get("conversation_id")
-    if not isinstance(conversation_id, int):
-        return None  # a change of many (a label renamed): the pages refetch their rows
+    readers = frozenset(viewer for viewer in viewers if viewer.lists)
+    if not isinstance(conversation_id, int) or not readers:
+        return None  # a change of many (a label renamed): the pages refetch; or no open page shows a list
     with app.app_context():
         try:
             row = inbox_row(workspace_id, EVERY_CONVERSATION, user_id=0, conversation_id=conversation_id)
@@ -37,26 +38,33 @@ def _row_details(app: Flask, workspace_id: int, data: dict, viewers: frozenset[S
             label_counts = sidebar_label_counts(workspace_id)
             pushed = None
             if row is not None:
-                pushed = {"facts": row_facts(row), "html": _html_by_locale(app, row, viewers)}
+                pushed = {"facts": row_facts(row), "html": _html_by_reading(app, row, readers)}
         finally:
             db.session.remove()
 
-    def for_viewer(viewer: StreamViewer) -> dict:
-        row_part = None if pushed is None else {"facts": pushed["facts"], "html": pushed["html"][viewer.locale]}
+    def for_viewer(viewer: StreamViewer) -> dict | None:
+        if not viewer.lists:
+            return None
+        row_part = None if pushed is None else {"facts": pushed["facts"], "html": pushed["html"][_reading(viewer)]}
         return {"row": row_part, "counts": {**open_counts.views_of(viewer.user_id), **label_counts}}
     return for_viewer
 
 
-def _html_by_locale(app: Flask, row, viewers: frozenset[StreamViewer]) -> dict[str, str]:
+def _reading(viewer: StreamViewer) -> tuple[str, str]:
+    return viewer.locale, viewer.script_root
+
+
+def _html_by_reading(app: Flask, row, readers: frozenset[StreamViewer]) -> dict[tuple[str, str], str]:
     """The row as each language's readers see it, rendered as one of them (their language and their
-    workspace's time zone come from the user, as in their own requests). The list's filters only
-    add to the row's link, which the page completes."""
+    workspace's time zone come from the user, as in their own requests), its link under the path the
+    app is mounted at for them. The list's filters only add to the row's link, which the page
+    completes."""
     html = {}
-    for locale in {viewer.locale for viewer in viewers}:
-        reader = next(viewer for viewer in viewers if viewer.locale == locale)
+    for reading in {_reading(viewer) for viewer in readers}:
+        reader = next(viewer for viewer in readers if _reading(viewer) == reading)
         # A context of its own each: Flask-Babel keeps the locale it chose, and Flask-Login the user,
         # on `g`, which lives as long as the application context.
-        with app.app_context(), app.test_request_context():
+        with app.app_context(), app.test_request_context(base_url="http://localhost" + reader.script_root):
             g._login_user = db.session.get(User, reader.user_id)  # Flask-Login's current user for this render
-            html[locale] = render_template("inbox/_pushed_row.html", row=row, filters=EVERY_CONVERSATION)
+            html[reading] = render_template("inbox/_pushed_row.html", row=row, filters=EVERY_CONVERSATION)
     return html

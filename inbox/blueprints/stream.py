@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from flask_babel import get_locale
 from flask_login import current_user, login_required
 
@@ -27,7 +27,9 @@ HEARTBEAT_SECONDS = 10
 @login_required
 def stream():
     workspace_id = current_user.workspace_id
-    viewer = StreamViewer(current_user.id, str(get_locale()))  # some events come with details for them
+    # Some events come with details for their reader: the inbox page asks for the rows (?rows=1).
+    viewer = StreamViewer(current_user.id, str(get_locale()), lists=request.args.get("rows") == "1",
+                          script_root=request.script_root)
     db.session.remove()  # a stream lives for hours: hold no database connection meanwhile
     hub = event_hub()
     hub.ensure_running()

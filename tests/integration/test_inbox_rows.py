@@ -146,7 +146,7 @@ def test_the_row_pushed_with_an_event_is_the_row_each_reader_would_fetch(app, lo
     logged_in.post(f"/inbox/c/{conversation_id}/assign", data={"assignee_id": "me"})
     fetched = logged_in.get(f"/inbox/rows/{conversation_id}?view=mine", headers=HTMX).get_data(as_text=True)
 
-    french, other = StreamViewer(agent.id, "fr"), StreamViewer(english.id, "en")
+    french, other = StreamViewer(agent.id, "fr", lists=True), StreamViewer(english.id, "en", lists=True)
     details = _row_details(app, workspace.id, {"conversation_id": conversation_id}, frozenset({french, other}))
     for_agent, for_english = details(french), details(other)
 
@@ -170,11 +170,39 @@ def test_an_event_for_a_conversation_gone_or_elsewhere_pushes_no_row(app, agent,
     elsewhere = Conversation(workspace_id=channel.workspace_id, contact_id=_other_contact(channel).id)
     db.session.add(elsewhere)
     db.session.commit()
-    viewer = StreamViewer(agent.id, "fr")
+    viewer = StreamViewer(agent.id, "fr", lists=True)
     for conversation_id in (elsewhere.id, 999_999):
         details = _row_details(app, workspace.id, {"conversation_id": conversation_id}, frozenset({viewer}))
         assert details(viewer)["row"] is None  # the page removes the row it may have
     assert _row_details(app, workspace.id, {}, frozenset({viewer})) is None  # no conversation named: the page refetches
+
+
+def test_rows_are_pushed_to_pages_that_show_a_list_with_links_under_the_apps_path(app, logged_in, client, agent,
+                                                                               workspace, sms_channel):
+    """The inbox page opens its stream with ?rows=1; other pages (a ticket, the dashboard) get the plain
+    event, and when no open page shows a list nothing is read nor rendered. A reader of an app mounted
+    under a path (SCRIPT_NAME) gets the row's link under it, as a fetched row has it."""
+    from inbox.blueprints.live_rows import _row_details
+    from inbox.broker import StreamViewer
+
+    assert 'sse-connect="/stream?rows=1"' in logged_in.get("/inbox").get_data(as_text=True)
+    assert 'sse-connect="/stream"' in logged_in.get("/tickets").get_data(as_text=True)
+    signed_post(client, sms_channel, inbound(sender="+33611111111", body="Bonjour"))
+    conversation_id = _conversation_of("+33611111111")
+    event, workspace_id = {"conversation_id": conversation_id}, workspace.id
+
+    on_a_ticket = StreamViewer(agent.id, "fr")
+    with recorded_statements() as statements:
+        assert _row_details(app, workspace_id, event, frozenset({on_a_ticket})) is None
+    assert statements == []
+
+    at_root, under_path = StreamViewer(agent.id, "fr", lists=True), StreamViewer(agent.id, "fr", True, "/support")
+    details = _row_details(app, workspace_id, event, frozenset({on_a_ticket, at_root, under_path}))
+    assert details(on_a_ticket) is None  # its stream gets the event as published
+    assert f'href="/inbox/c/{conversation_id}"' in details(at_root)["row"]["html"]
+    assert f'href="/support/inbox/c/{conversation_id}"' in details(under_path)["row"]["html"]
+    fetched = logged_in.get(f"/inbox/rows/{conversation_id}", headers=HTMX, base_url="http://localhost/support")
+    assert f'href="/support/inbox/c/{conversation_id}"' in fetched.get_data(as_text=True)
 
 
 def _other_contact(channel):

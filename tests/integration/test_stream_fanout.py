@@ -40,7 +40,7 @@ def test_one_event_reaches_150_streams_over_one_redis_subscription(app, live_ser
     received: list[list[tuple[str, dict]]] = [[] for _ in range(STREAMS)]
 
     def listen(events: list[tuple[str, dict]]):
-        with requests.get(live_server.url + "/stream", cookies=cookies, stream=True, timeout=30) as response:
+        with requests.get(live_server.url + "/stream?rows=1", cookies=cookies, stream=True, timeout=30) as response:
             for name, data in sse_events(response, connected.release):
                 events.append((name, data))
                 if name == bell_event(agent.id):

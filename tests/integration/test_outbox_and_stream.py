@@ -93,7 +93,7 @@ def test_sse_stream_tells_open_browsers_about_new_messages(app, live_server, age
     connected = threading.Event()
 
     def listen():
-        with session.get(live_server.url + "/stream", stream=True, timeout=15) as response:
+        with session.get(live_server.url + "/stream?rows=1", stream=True, timeout=15) as response:
             assert response.headers["Content-Type"].startswith("text/event-stream")
             for name, data in sse_events(response, connected.set):
                 events.append((name, data))
@@ -116,7 +116,7 @@ def test_sse_stream_tells_open_browsers_about_new_messages(app, live_server, age
     message = db.session.scalar(select(Message))
     changed = [data for name, data in events if name == "conversation-changed"]
     assert [data["conversation_id"] for data in changed] == [message.conversation_id]
-    assert "En direct" in changed[0]["row"]["html"]  # the row comes with the event, as the agent reads it
+    assert "En direct" in changed[0]["row"]["html"]  # the row comes with the event to an inbox, as the agent reads it
     assert changed[0]["counts"]["all"] == 1 and changed[0]["counts"]["unassigned"] == 1
     assert (f"contact-{message.contact_id}-message", {"message_id": message.id}) in events
 

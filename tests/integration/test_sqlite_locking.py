@@ -79,14 +79,15 @@ def test_agents_pages_answer_while_a_writer_holds_the_lock(app, logged_in, ticke
         assert "Colis abîmé" in logged_in.get(f"/tickets/{ticket.id}").get_data(as_text=True)
 
 
-@only_sqlite
 def test_an_api_read_records_the_tokens_use_in_a_write_of_its_own(app, client, agent, workspace, ticket):
-    _token, secret = do_create_api_token(workspace.id, name="CRM", user=agent)
+    token, secret = do_create_api_token(workspace.id, name="CRM", user=agent)
     with recorded_statements() as statements:
         response = client.get("/api/tickets", headers={"Authorization": f"Bearer {secret}"})
     assert response.status_code == 200 and response.get_json()["tickets"][0]["subject"] == "Colis abîmé"
+    db.session.expire_all()
+    assert db.session.get(type(token), token.id).last_used_at is not None
     begins = [s for s in statements if s.startswith("BEGIN")]
-    assert begins == ["BEGIN", "BEGIN IMMEDIATE", "BEGIN"]  # token read; its last use; the list
+    assert db.engine.dialect.name != "sqlite" or begins == ["BEGIN", "BEGIN IMMEDIATE", "BEGIN"]  # read; use; list
 
 
 def _app_with_a_view_that_writes(app_config, *, testing: bool, marked: bool):

@@ -26,7 +26,7 @@ from ..extensions import db
 from ..kinds import ChannelKind
 from ..models import Contact, Ticket, TicketCategory, User, utcnow
 from ..models.reports import (
-    DECISION_KINDS, ReportFilter, Window, channel_activity, conversion, costs, preferred_channels,
+    DECISION_KINDS, ReportFilter, Window, conversion, costs, message_facts,
     satisfaction, sla_compliance, ticket_flow, workspace_timezone,
 )
 
@@ -85,14 +85,16 @@ def compute(f: ReportFilter, *, only: set[Report] | None = None) -> Figures:
     def wanted(*reports: Report) -> bool:
         return only is None or bool(only & set(reports))
 
+    # The channel, conversion and preferred-channel reports read the range's messages in one pass.
+    facts = message_facts(ws, f, w) if wanted(Report.CHANNELS, Report.CONVERSION, Report.PREFERRED) else None
     return Figures(
         filters=f, window=w,
         flow=ticket_flow(ws, f, w) if wanted(Report.FLOW) else None,
         sla=sla_compliance(ws, f, w, now=utcnow()) if wanted(Report.SLA) else None,
         satisfaction=satisfaction(ws, f, w) if wanted(Report.SATISFACTION, Report.COMMENTS) else None,
-        channels=channel_activity(ws, f, w) if wanted(Report.CHANNELS) else None,
-        conversion=conversion(ws, f, w) if wanted(Report.CONVERSION) else None,
-        preferred=preferred_channels(ws, f, w) if wanted(Report.PREFERRED) else {},
+        channels=facts.channels if wanted(Report.CHANNELS) else None,
+        conversion=conversion(ws, f, w, by_answer=facts.by_answer) if wanted(Report.CONVERSION) else None,
+        preferred=facts.preferred if wanted(Report.PREFERRED) else {},
         costs=costs(ws, f, w) if current_user.is_admin and wanted(Report.COSTS, Report.COST_PERIODS) else None,
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -315,7 +316,7 @@ def test_csv_exports_carry_the_exact_figures(history, client, admin):
         "2026-03-02", "2026-03-09", "90", "60.00", "140.00", "EUR"]
 
 
-def _selects(client, url: str) -> int:
+def _statements(client, url: str) -> list[str]:
     statements = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(db.engine, "before_cursor_execute", listener)
@@ -323,7 +324,18 @@ def _selects(client, url: str) -> int:
         assert client.get(url).status_code == 200
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
-    return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+    return statements
+
+
+def _selects(client, url: str) -> int:
+    return len([s for s in _statements(client, url) if s.lstrip().upper().startswith("SELECT")])
+
+
+def test_the_reports_page_reads_the_ranges_messages_once(history, client, admin):
+    """Channels, conversion and preferred channels come from one grouped pass over the messages."""
+    login(client, admin)
+    reading_messages = [s for s in _statements(client, f"/reports?{RANGE_ARGS}") if re.search(r"\bFROM message\b", s)]
+    assert len(reading_messages) == 1, reading_messages
 
 
 def test_the_reports_page_runs_the_same_number_of_queries_whatever_the_data(history, client, admin, contact, agent):

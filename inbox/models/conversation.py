@@ -28,6 +28,7 @@ class Priority(StrEnum):
 
 
 _ACTIVE_SQL = "status IN ('open', 'pending')"
+OPEN_SQL = "status = 'open'"
 
 
 class Conversation(Timestamped, db.Model):
@@ -47,6 +48,14 @@ class Conversation(Timestamped, db.Model):
         Index("ix_conversation_ws_assignee", "workspace_id", "assignee_id", "last_activity_at"),
         Index("ix_conversation_ws_channel", "workspace_id", "channel_id", "last_activity_at"),
         Index("ix_conversation_ws_priority", "workspace_id", "priority", "last_activity_at"),
+        # The sidebar counts (open conversations by assignee and channel, on every inbox page and every
+        # live change): the open few among years of resolved ones, read from the index alone. Without
+        # it SQLite, whose statistics hold no distribution (3 statuses: a third each, it thinks), read
+        # all 100,000 conversations of the bench workspace through the assignee index (130-280 ms).
+        # Queries name the literal condition (OPEN_SQL), so that either engine can prove it implies the
+        # index's.
+        Index("ix_conversation_open", "workspace_id", "assignee_id", "channel_id",
+              sqlite_where=text(OPEN_SQL), postgresql_where=text(OPEN_SQL)),
         # A contact's conversations (client page, search by contact): the unique index above is partial.
         Index("ix_conversation_contact", "contact_id"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select, text
 from sqlalchemy.orm import defaultload, joinedload
 
 from .. import search
@@ -14,7 +14,7 @@ from ..kinds import ChannelKind
 from .channel import Channel
 from .contact import Contact
 from .label import ConversationLabel, Label
-from .conversation import Conversation, ConversationStatus, Priority
+from .conversation import OPEN_SQL, Conversation, ConversationStatus, Priority
 
 VIEWS = ("all", "mine", "unassigned")
 STATUS_ANY = "any"
@@ -186,12 +186,17 @@ def inbox_row(workspace_id: int, f: InboxFilter, *, user_id: int, conversation_i
 
 
 def _open_counts_statement():
-    return (select(Conversation.assignee_id, Channel.kind, func.count(Conversation.id))
-            .select_from(Conversation)
-            .outerjoin(Channel, Channel.id == Conversation.channel_id)
-            .where(Conversation.workspace_id == bindparam("workspace_id"),
-                   Conversation.status == ConversationStatus.OPEN)
-            .group_by(Conversation.assignee_id, Channel.kind))
+    # Grouped on the conversations alone, in the partial index's order (no sort), then named by
+    # channel kind: SQLite, which keeps no distribution of statuses (a fresh database has no
+    # statistics at all), then reads that index whatever its statistics say. Joined to the channel
+    # in the same grouping, it sometimes walked every conversation through the assignee index.
+    open_groups = (select(Conversation.assignee_id, Conversation.channel_id, func.count().label("n"))
+                   .where(Conversation.workspace_id == bindparam("workspace_id"), text(f"conversation.{OPEN_SQL}"))
+                   .group_by(Conversation.assignee_id, Conversation.channel_id).subquery())
+    return (select(open_groups.c.assignee_id, Channel.kind, func.sum(open_groups.c.n))
+            .select_from(open_groups)
+            .outerjoin(Channel, Channel.id == open_groups.c.channel_id)
+            .group_by(open_groups.c.assignee_id, Channel.kind))
 
 
 _OPEN_COUNTS = _open_counts_statement()  # built once, like every page's other fixed statements

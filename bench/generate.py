@@ -367,7 +367,8 @@ class Generator:
             assignee = rng.choice(self.agents) if rng.random() < 0.7 else None
             channel = rng.choice(channel_ids)
             at = created
-            last_body, last_dir = "", None
+            last = {"last_message_preview": "", "last_message_direction": None, "last_message_sender_kind": None,
+                    "last_message_sender_id": None}
             waiting: list[dict] = []  # received messages of this conversation not answered yet
             for k in range(counts[i]):
                 inbound = k % 2 == 0
@@ -390,14 +391,14 @@ class Generator:
                     waiting = []
                 batch["message"].append(row)
                 msg_id += 1
-                last_body, last_dir = body, "inbound" if inbound else "outbound"
+                last = {"last_message_preview": body[:140], "last_message_direction": row["direction"],
+                        "last_message_sender_kind": row["sender_kind"], "last_message_sender_id": row["sender_user_id"]}
                 at += timedelta(seconds=rng.randint(60, 6 * 3600))
             at = min(at, self.now)
             batch["conversation"].append({
                 "id": conv_id, "workspace_id": ws, "contact_id": contact, "channel_id": channel, "status": status,
                 "priority": rng.choices(["low", "medium", "high", "critical"], [30, 50, 15, 5])[0],
-                "assignee_id": assignee, "last_activity_at": at, "last_message_preview": last_body[:140],
-                "last_message_direction": last_dir, "unread_count": 1 if status == "open" else 0,
+                "assignee_id": assignee, "last_activity_at": at, **last, "unread_count": 1 if status == "open" else 0,
                 "resolved_at": at if status == "resolved" else None, "created_at": created})
             if i in ticketed:
                 self._ticket(batch, ticket_id, conv_id, contact, assignee, created, at, status, msg_id - 1)

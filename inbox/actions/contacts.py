@@ -27,6 +27,7 @@ from ..models import (
     Contact, ContactIdentity, Conversation, ConversationStatus, DeliveryStatus, Direction, Message, SenderKind,
     User, utcnow,
 )
+from ..models.conversation import LAST_MESSAGE_COLUMNS
 from ..models.message import refresh_answered_at
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,8 @@ def do_merge_contacts(kept: Contact, other: Contact, *, actor: User | None,
             kept_active.unread_count = (kept_active.unread_count or 0) + (other_active.unread_count or 0)
             if other_active.last_activity_at and other_active.last_activity_at > kept_active.last_activity_at:
                 kept_active.last_activity_at = other_active.last_activity_at
-                kept_active.last_message_preview = other_active.last_message_preview
-                kept_active.last_message_direction = other_active.last_message_direction
+                for column in LAST_MESSAGE_COLUMNS:
+                    setattr(kept_active, column, getattr(other_active, column))
             # One open thread: other's messages join kept's open conversation.
             db.session.execute(update(Message).where(Message.conversation_id == other_active.id)
                                .values(conversation_id=kept_active.id))

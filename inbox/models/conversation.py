@@ -27,6 +27,9 @@ class Priority(StrEnum):
     CRITICAL = "critical"
 
 
+# The newest message as the list shows it without reading messages (kept by touch_conversation).
+LAST_MESSAGE_COLUMNS = ("last_message_preview", "last_message_direction", "last_message_sender_kind",
+                        "last_message_sender_id")
 _ACTIVE_SQL = "status IN ('open', 'pending')"
 OPEN_SQL = "status = 'open'"
 
@@ -72,12 +75,16 @@ class Conversation(Timestamped, db.Model):
     # Denormalised so the list renders in one query, whatever the page size.
     last_message_preview: Mapped[str] = mapped_column(Text, default="")
     last_message_direction: Mapped[str | None] = mapped_column(String(8))
+    # Who wrote it, for the row to say « Sara : » or « Julien : » rather than one « Vous : ».
+    last_message_sender_kind: Mapped[str | None] = mapped_column(String(12))
+    last_message_sender_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     unread_count: Mapped[int] = mapped_column(default=0)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     contact = relationship("Contact", lazy="joined", innerjoin=True)
     channel = relationship("Channel", lazy="joined")
-    assignee = relationship("User", lazy="joined")
+    assignee = relationship("User", foreign_keys=[assignee_id], lazy="joined")
+    last_message_sender = relationship("User", foreign_keys=[last_message_sender_id], lazy="joined")
 
     @property
     def is_active(self) -> bool:

@@ -58,6 +58,10 @@ class User(UserMixin, Timestamped, db.Model):
         parts = [p for p in self.name.split() if p]
         return "".join(p[0] for p in parts[:2]).upper() or "?"
 
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.split() else self.name
+
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 

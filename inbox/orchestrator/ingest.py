@@ -412,6 +412,8 @@ def touch_conversation(conversation: Conversation, message: Message, *, channel_
     conversation.last_message_preview = " ".join(message.body.split())[:PREVIEW_LENGTH] or (
         "📎" if message.attachments else "")
     conversation.last_message_direction = message.direction
+    conversation.last_message_sender_kind = message.sender_kind
+    conversation.last_message_sender_id = message.sender_user_id
     if channel_id is not None:
         conversation.channel_id = channel_id
 

@@ -243,3 +243,30 @@ def test_sidebar_counts_read_the_open_conversations_index_whatever_sqlites_stati
     db.session.commit()
     assert "ix_conversation_open" in plan()
     assert OpenCounts.of(workspace.id).views_of(0)["all"] == 8
+
+
+def test_a_row_says_who_of_the_team_wrote_the_last_message(app, logged_in, client, sms_channel, agent, workspace):
+    """« Sara : » for Sara's answer, the agent's first name for theirs, nothing for the customer's: the
+    same words for every reader (a live row is rendered once per language)."""
+    from inbox.actions.contacts import do_merge_contacts
+    from inbox.actions.conversations import do_send_bot_reply, do_send_reply
+
+    for phone in ("+33611111111", "+33622222222", "+33633333333"):
+        signed_post(client, sms_channel, inbound(sender=phone, body=f"Bonjour de {phone}"))
+    by_phone = {c.contact.phone: c for c in db.session.scalars(select(Conversation))}
+    do_send_bot_reply(by_phone["+33622222222"], "Votre colis part demain.", channel=sms_channel)
+    do_send_reply(by_phone["+33633333333"], "Je regarde votre dossier.", actor=agent, channel=sms_channel)
+
+    html = logged_in.get("/inbox", headers={"HX-Request": "true", "HX-Target": "conv-list"}).get_data(as_text=True)
+    previews = {phone: re.search(rf'id="row-{c.id}".*?class="row-preview">(.*?)</span>\s*<span class="row-meta"',
+                                 html, re.S).group(1) for phone, c in by_phone.items()}
+    assert previews["+33611111111"] == "Bonjour de +33611111111"
+    assert previews["+33622222222"] == '<span class="muted">Sara :</span> Votre colis part demain.'
+    assert previews["+33633333333"] == '<span class="muted">Alice :</span> Je regarde votre dossier.'
+    assert "Vous :" not in html
+
+    # A merge keeps the newest preview with its writer.
+    kept, other = by_phone["+33611111111"].contact, by_phone["+33633333333"].contact
+    do_merge_contacts(kept, other, actor=agent)
+    merged = db.session.get(Conversation, by_phone["+33611111111"].id)
+    assert (merged.last_message_sender_kind, merged.last_message_sender_id) == ("agent", agent.id)

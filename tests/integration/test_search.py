@@ -91,8 +91,25 @@ def test_a_very_common_word_searches_the_most_recent_matches(app, logged_in, cli
     if db.engine.dialect.name == "sqlite":  # FTS5 stops after the newest matches
         assert "+33670000000" not in html
         assert "+33670000000" in listed(logged_in, "commande 0")  # a narrower query reaches it
-    else:  # the GIN index returns every match
+    else:  # the GIN index returns every match; the bound is the newest messages' (below)
         assert "+33670000000" in html
+
+
+def test_a_common_word_on_postgresql_keeps_the_conversations_of_the_newest_messages(
+        app, logged_in, client, sms_channel, monkeypatch):
+    """PostgreSQL's bound: when the newest RECENT_MESSAGES messages hold RECENT_MATCHES_ENOUGH matches,
+    only their conversations are listed; otherwise every match is (SQLite: the test above)."""
+    for i in range(3):
+        signed_post(client, sms_channel, inbound(sender=f"+3367100000{i}", body=f"facture numéro {i}"))
+    monkeypatch.setattr(search, "RECENT_MESSAGES", 2)  # the two newest messages
+    monkeypatch.setattr(search, "RECENT_MATCHES_ENOUGH", 2)
+
+    html = listed(logged_in, "facture")
+    if db.engine.dialect.name == "postgresql":
+        assert "+33671000002" in html and "+33671000001" in html and "+33671000000" not in html
+        assert "+33671000000" in listed(logged_in, "facture 0")  # too few recent matches: all are read
+    else:  # FTS5's own bound (MAX_MATCHES newest matches) is far off
+        assert "+33671000000" in html
 
 
 def test_search_finds_contacts_by_any_part_of_their_name_company_email_or_phone(

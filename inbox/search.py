@@ -301,8 +301,9 @@ def message_match(q: str, *, dialect_name: str):
 
 
 def conversations_matching(workspace_id: int, q: str, *, dialect_name: str):
-    """Ids of the workspace's conversations with a message matching `q` (on SQLite: among the
-    MAX_MATCHES most recent matches), as a subquery."""
+    """Ids of the workspace's conversations with a message matching `q`, as a subquery. A common
+    word is bounded: on SQLite to its MAX_MATCHES most recent matches, on PostgreSQL to the newest
+    RECENT_MESSAGES messages when they hold enough matches (_pg_recent_bound)."""
     everything = select(Message.conversation_id).where(
         Message.workspace_id == workspace_id, message_match(q, dialect_name=dialect_name))
     recent = _pg_recent_bound(workspace_id, q) if dialect_name == "postgresql" else None

@@ -156,6 +156,8 @@ def stop_processes(processes, *, timeout: float) -> None:
 
 
 def _banner(url: str, outcome: str, logins, embedded_redis: bool, sandbox: bool) -> None:
+    # The simulated provider signs the public URL: another shell must know it when it is not the default.
+    env_prefix = "" if url == "http://127.0.0.1:5000" else f"PUBLIC_BASE_URL={url} "
     lines = [
         "",
         "  Coccinelle is running",
@@ -167,7 +169,8 @@ def _banner(url: str, outcome: str, logins, embedded_redis: bool, sandbox: bool)
         "",
         f"  Redis: {'embedded Valkey (instance/valkey)' if embedded_redis else os.environ['REDIS_URL']}",
         f"  Providers: {'local sandboxes (Twilio, Meta, Telegram, VAPI, SMTP)' if sandbox else 'as configured'}",
-        "  Try: .venv/bin/flask --app wsgi simulate inbound --channel sms --from +33612345678 --text Bonjour",
+        f"  Try: {env_prefix}.venv/bin/flask --app wsgi simulate inbound --channel sms --from +33612345678 "
+        "--text Bonjour",
         "       (also --channel whatsapp | email | telegram | voice)",
         "  Ctrl-C stops everything.",
         "",

@@ -20,7 +20,7 @@ from .actions.ratings import do_record_rating
 from .actions.tickets import do_change_status, do_create_ticket
 from .actions.timetracking import do_log_time, local_today
 from .extensions import db
-from .models import BudgetPeriod, Contact, TicketSource, TicketStatus, Workspace, utcnow
+from .models import BudgetPeriod, Contact, TicketSettings, TicketSource, TicketStatus, Workspace, utcnow
 from .models.budget import period_bounds
 
 WEEKS = 8
@@ -82,6 +82,11 @@ def _past_ticket(rng: random.Random, client: Contact, agent, team: list, *, crea
         score = rng.choices([5, 4, 3, 2, 1], weights=[9, 6, 2, 1, 1])[0]
         do_record_rating(ticket, score, rng.choice(COMMENTS[score]), source=rng.choice(["sms", "link", "whatsapp"]),
                          now=min(worked + timedelta(minutes=rng.uniform(30, 600)), now))
+    # Closed when auto-close would have closed it, quietly: left resolved, the first sweep after
+    # `make run` would close them all at once and tell every customer, topping the inbox with notices.
+    closing = worked + timedelta(days=TicketSettings.of(ticket.workspace_id).auto_close_days)
+    if closing <= now:
+        do_change_status(ticket, TicketStatus.CLOSED, actor=None, notify_customer=False, now=closing)
     day = created.date()
     if client.name == PHARMACY and day >= this_month:
         return  # keep the pharmacy's budget just under its alert (demo_tickets.py)

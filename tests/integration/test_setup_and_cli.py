@@ -44,6 +44,11 @@ def test_seed_builds_a_believable_demo_once(app):
     statuses = set(db.session.scalars(select(Conversation.status).distinct()))
     assert statuses == {"open", "pending", "resolved"}
     assert db.session.scalar(select(func.count(Contact.id))) >= 10
+    # The past is settled: the first auto-close sweep after `make run` closes nothing and tells nobody.
+    from inbox.jobs.tickets import auto_close_sweep
+    sent_before = db.session.scalar(select(func.count(Message.id)))
+    assert auto_close_sweep() == 0
+    assert db.session.scalar(select(func.count(Message.id))) == sent_before
     assert db.session.scalar(select(func.count()).where(Message.internal.is_(True), Message.sender_kind == "agent"))
 
 

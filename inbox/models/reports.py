@@ -467,8 +467,8 @@ def message_facts(workspace_id: int, f: ReportFilter, w: Window) -> MessageFacts
     best = case((per_conversation.c.by_person > 0, _PERSON_ANSWERED), (per_conversation.c.by_bot > 0, _BOT_ANSWERED))
     no_seconds = literal(None, type_=Float)  # the union's columns take the first select's types
     stmt = union_all(
-        select(literal(_CHANNELS), type_coerce(Channel.kind, String), func.sum(g.received), func.sum(g.by_person + g.by_bot),
-               func.sum(g.answered), func.sum(g.seconds))
+        select(literal(_CHANNELS), type_coerce(Channel.kind, String), func.sum(g.received),
+               func.sum(g.by_person + g.by_bot), func.sum(g.answered), func.sum(g.seconds))
         .join(Channel, Channel.id == g.channel_id).group_by(Channel.kind),
         select(literal(_ANSWERS), cast(best, String), func.count(), literal(0), literal(0), no_seconds)
         .group_by(best),

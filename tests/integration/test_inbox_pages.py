@@ -236,7 +236,8 @@ def test_sidebar_counts_read_the_open_conversations_index_whatever_sqlites_stati
 
     def plan() -> str:
         with db.engine.connect() as connection:  # a new connection reads the statistics as they are now
-            return " ".join(str(row) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (workspace.id,)))
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (workspace.id,))
+            return " ".join(str(row) for row in rows)
 
     assert "ix_conversation_open" in plan()  # no statistics yet (a database nobody ANALYZEd)
     db.session.execute(text("ANALYZE"))

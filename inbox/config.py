@@ -17,9 +17,12 @@ def _instance_secret(instance_path: Path) -> str:
     return path.read_text().strip()
 
 
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+
+
 def load_config(instance_path: Path) -> dict:
     env = os.environ.get
-    public_base_url = env("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    public_base_url = env("PUBLIC_BASE_URL", DEFAULT_PUBLIC_BASE_URL).rstrip("/")
     database_url = env("DATABASE_URL") or f"sqlite:///{instance_path / 'coccinelle.db'}"
     # Heroku-style URLs name the old driver; we use psycopg 3.
     for prefix in ("postgres://", "postgresql://"):

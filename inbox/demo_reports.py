@@ -50,13 +50,15 @@ def seed_report_history(workspace: Workspace, *, admin, agents: list) -> str:
     this_month = period_bounds(BudgetPeriod.MONTH, local_today(workspace.id, now))[0]
     clients = list(db.session.scalars(select(Contact).where(Contact.workspace_id == workspace.id).order_by(Contact.id)))
     team = [admin, *agents]
+    auto_close_after = timedelta(days=TicketSettings.of(workspace.id).auto_close_days)
     count = 0
     for week in range(WEEKS, 0, -1):
         for _ in range(rng.randint(3, 6)):
             created = now - timedelta(days=7 * week - rng.uniform(0, 6), hours=rng.uniform(0, 8))
             agent = rng.choice(agents)
             client = rng.choice(clients)
-            _past_ticket(rng, client, agent, team, created=created, now=now, this_month=this_month)
+            _past_ticket(rng, client, agent, team, created=created, now=now, this_month=this_month,
+                         auto_close_after=auto_close_after)
             count += 1
     for contact in clients:
         if contact.name in BUDGETS:
@@ -64,7 +66,8 @@ def seed_report_history(workspace: Workspace, *, admin, agents: list) -> str:
     return f"{count} past tickets"
 
 
-def _past_ticket(rng: random.Random, client: Contact, agent, team: list, *, created, now, this_month) -> None:
+def _past_ticket(rng: random.Random, client: Contact, agent, team: list, *, created, now, this_month,
+                 auto_close_after: timedelta) -> None:
     category = rng.choice(list(SUBJECTS))
     priority = rng.choices(["low", "medium", "high"], weights=[3, 5, 2])[0]  # critical would page on-call today
     ticket = do_create_ticket(client, subject=rng.choice(SUBJECTS[category]), category=category, priority=priority,
@@ -84,7 +87,7 @@ def _past_ticket(rng: random.Random, client: Contact, agent, team: list, *, crea
                          now=min(worked + timedelta(minutes=rng.uniform(30, 600)), now))
     # Closed when auto-close would have closed it, quietly: left resolved, the first sweep after
     # `make run` would close them all at once and tell every customer, topping the inbox with notices.
-    closing = worked + timedelta(days=TicketSettings.of(ticket.workspace_id).auto_close_days)
+    closing = worked + auto_close_after
     if closing <= now:
         do_change_status(ticket, TicketStatus.CLOSED, actor=None, notify_customer=False, now=closing)
     day = created.date()

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from .config import DEFAULT_PUBLIC_BASE_URL
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
@@ -157,7 +159,7 @@ def stop_processes(processes, *, timeout: float) -> None:
 
 def _banner(url: str, outcome: str, logins, embedded_redis: bool, sandbox: bool) -> None:
     # The simulated provider signs the public URL: another shell must know it when it is not the default.
-    env_prefix = "" if url == "http://127.0.0.1:5000" else f"PUBLIC_BASE_URL={url} "
+    env_prefix = "" if url == DEFAULT_PUBLIC_BASE_URL else f"PUBLIC_BASE_URL={url} "
     lines = [
         "",
         "  Coccinelle is running",

@@ -84,7 +84,8 @@ class Conversation(Timestamped, db.Model):
     contact = relationship("Contact", lazy="joined", innerjoin=True)
     channel = relationship("Channel", lazy="joined")
     assignee = relationship("User", foreign_keys=[assignee_id], lazy="joined")
-    last_message_sender = relationship("User", foreign_keys=[last_message_sender_id], lazy="joined")
+    # Shown by the list's rows only: joined there (queries._row_options), not on every load.
+    last_message_sender = relationship("User", foreign_keys=[last_message_sender_id])
 
     @property
     def is_active(self) -> bool:

@@ -141,8 +141,10 @@ def row_facts(conv: Conversation) -> dict:
 
 
 def _row_options():
-    # Labels in the same query; the contacts' identities (selectin by default) are not shown in a row.
-    return joinedload(Conversation.labels), defaultload(Conversation.contact).lazyload(Contact.identities)
+    # Labels and the last message's writer in the same query; the contacts' identities (selectin by default)
+    # are not shown in a row.
+    return (joinedload(Conversation.labels), joinedload(Conversation.last_message_sender),
+            defaultload(Conversation.contact).lazyload(Contact.identities))
 
 
 def _search(workspace_id: int, q: str):

@@ -408,10 +408,6 @@ class ChannelActivity:
     total: ChannelRow
 
 
-def channel_activity(workspace_id: int, f: ReportFilter, w: Window) -> ChannelActivity:
-    return message_facts(workspace_id, f, w).channels
-
-
 def _channel_activity(by_kind: dict[str, tuple[int, int, int, float | None]]) -> ChannelActivity:
     result = []
     for kind in ChannelKind:
@@ -541,12 +537,6 @@ def conversion(workspace_id: int, f: ReportFilter, w: Window, *,
     people, bot, unanswered = (by_answer.get(k, 0) for k in (_PERSON_ANSWERED, _BOT_ANSWERED, None))
     return Conversion(conversations=people + bot + unanswered, by_people=people, by_bot=bot, unanswered=unanswered,
                       decisions=decisions, appointments=appointments)
-
-
-# -- preferred channels ----------------------------------------------------------------------------
-def preferred_channels(workspace_id: int, f: ReportFilter, w: Window) -> dict[str, int]:
-    """Customers who wrote in the range, by the channel they prefer ("" when they have none)."""
-    return message_facts(workspace_id, f, w).preferred
 
 
 # -- cost against budget ---------------------------------------------------------------------------

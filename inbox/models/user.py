@@ -60,7 +60,7 @@ class User(UserMixin, Timestamped, db.Model):
 
     @property
     def first_name(self) -> str:
-        return self.name.split()[0] if self.name.split() else self.name
+        return (self.name.split() or [self.name])[0]
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)

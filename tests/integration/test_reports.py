@@ -27,7 +27,7 @@ from inbox.extensions import db
 from inbox.kinds import ChannelKind
 from inbox.models import Message, Role, SaraDecision, SenderKind, TicketStatus
 from inbox.models.reports import (
-    ReportFilter, Window, channel_activity, conversion, costs, preferred_channels, prorated, satisfaction,
+    ReportFilter, Window, conversion, costs, message_facts, prorated, satisfaction,
     sla_compliance, ticket_flow,
 )
 from inbox.models.budget import BudgetPeriod
@@ -192,7 +192,7 @@ def test_satisfaction_per_agent_with_distribution_and_comments(history, workspac
 
 
 def test_messages_per_channel_response_rate_and_time(history, workspace):
-    activity = channel_activity(workspace.id, RANGE, _window())
+    activity = message_facts(workspace.id, RANGE, _window()).channels
     rows = {r.kind: (r.received, r.sent, r.answered, r.response_minutes) for r in activity.rows if r.received or r.sent}
     assert rows == {"sms": (3, 1, 1, 30), "email": (1, 1, 1, 10)}
     assert (activity.total.received, activity.total.sent, activity.total.answered) == (4, 2, 2)
@@ -206,7 +206,7 @@ def test_conversion_preferred_channels_and_appointments(history, workspace, cont
     assert result.decisions == {"auto_reply": 1, "collect": 0, "escalate": 1, "hand_to_human": 0}
     assert (result.appointments["confirmed"], result.appointments["cancelled"], result.appointments["scheduled"]) == (1, 1, 0)
     assert result.appointments_confirmed_rate == Decimal("0.500") and result.bot_rate == Decimal("0.333")
-    assert preferred_channels(workspace.id, RANGE, _window()) == {
+    assert message_facts(workspace.id, RANGE, _window()).preferred == {
         "voice": 0, "sms": 1, "email": 1, "whatsapp": 1, "telegram": 0, "": 0}
     only_elodie = ReportFilter(RANGE.start, RANGE.end, contact_id=contact.id)
     assert conversion(workspace.id, only_elodie, _window()).conversations == 1

@@ -23,7 +23,7 @@ from inbox.models import Channel, Conversation, Message, SenderKind, utcnow
 from inbox.models.base import seconds_between
 from inbox.models.reports import (
     _RECEIVED, _SENT, ReportFilter, Window, _channel_join, _mean, _message_filters,
-    _message_scope, channel_activity,
+    _message_scope, message_facts,
 )
 from inbox.orchestrator.ingest import do_ingest
 
@@ -100,12 +100,12 @@ def test_sara_answers_too_and_a_reply_moved_earlier_answers_earlier(workspace, a
 def test_the_report_counts_an_answer_written_after_its_range(workspace, agent, sms_channel, contact):
     asked = writes(sms_channel, CUSTOMER, utcnow() - 4 * D)
     f = ReportFilter(start=(utcnow() - 6 * D).date(), end=(utcnow() - 3 * D).date())
-    before = channel_activity(workspace.id, f, Window.of(f, "Europe/Paris")).total
+    before = message_facts(workspace.id, f, Window.of(f, "Europe/Paris")).channels.total
     assert (before.received, before.answered) == (1, 0)
 
     reply = do_send_reply(asked.conversation, "Désolé du délai.", actor=agent, channel=sms_channel)
 
-    after = channel_activity(workspace.id, f, Window.of(f, "Europe/Paris")).total
+    after = message_facts(workspace.id, f, Window.of(f, "Europe/Paris")).channels.total
     assert (after.received, after.sent, after.answered) == (1, 0, 1)  # the reply itself is after the range
     assert after.response_minutes == _mean((reply.created_at - asked.created_at).total_seconds(), 1)
 
@@ -168,7 +168,7 @@ def channel_activity_by_window(workspace_id: int, f: ReportFilter, w: Window) ->
 
 
 def stored(workspace_id: int, f: ReportFilter, w: Window) -> list[tuple]:
-    activity = channel_activity(workspace_id, f, w)
+    activity = message_facts(workspace_id, f, w).channels
     return [(r.kind, r.received, r.sent, r.answered, r.response_minutes) for r in [*activity.rows, activity.total]]
 
 

@@ -23,7 +23,7 @@ from inbox.kinds import ChannelKind
 from inbox.models import Conversation, Message, SaraDecision, SenderKind, utcnow
 from inbox.models.reports import (
     _RECEIVED, _SENT, DECISION_KINDS, ReportFilter, Window, _channel_join, _count, _message_filters,
-    _message_scope, conversion, preferred_channels,
+    _message_scope, conversion, message_facts,
 )
 from inbox.orchestrator.ingest import do_ingest
 
@@ -166,5 +166,5 @@ def test_preferred_channels_count_each_customer_who_wrote_once(history, workspac
     start, thomas, hugo = history
     everything = ReportFilter(start=start.date(), end=utcnow().date())
     # Élodie (SMS, Nadia merged into her) and Thomas (email); Hugo wrote before the range.
-    assert preferred_channels(workspace.id, everything, Window.of(everything, "Europe/Paris")) == {
+    assert message_facts(workspace.id, everything, Window.of(everything, "Europe/Paris")).preferred == {
         "voice": 0, "sms": 1, "email": 1, "whatsapp": 0, "telegram": 0, "": 0}

@@ -4,6 +4,7 @@ pages are rendered too (screenshots under test-artifacts/)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -181,3 +182,58 @@ def test_new_message_later_and_appointments_from_the_client_page(page: Page, liv
     expect(appointments.locator("li", has_text="Devis vitrine")).to_contain_text("Cancelled")
     page.screenshot(path=artifacts / "crm-appointments.png", full_page=True)
 
+
+def test_a_late_refresh_of_the_scheduled_list_does_not_bring_back_a_cancelled_message(
+        page: Page, live_server, agent, sms_channel, clients):
+    """The list of scheduled messages refetches itself on each change (SSE). When the agent cancels
+    while an earlier refetch is still on its way, that refetch answers with the message still
+    scheduled; the cancellation's own refetch must still follow and win (the CI failure of 9b9a099)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    contact_id = clients.id
+    log_in(page, live_server.url, agent)
+    page.goto(f"{live_server.url}/contacts/{contact_id}")
+    form = page.locator("#new-later")
+    form.get_by_label("Message").fill("Votre commande est prête.")
+    form.locator("button[data-when=tomorrow_9]").click()
+    scheduled = page.locator("article.msg-scheduled", has_text="Votre commande est prête.")
+    expect(scheduled).to_have_attribute("data-status", "scheduled")
+
+    # From now on the first refetch is held: its answer is read at once (the message still scheduled)
+    # and handed to the page only after the cancellation. The ones after it go through.
+    held, refetches = [], []
+
+    def hold_the_first(route):
+        refetches.append(route.request.url)
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route(re.compile(rf"/contacts/{contact_id}/scheduled$"), hold_the_first)
+    scheduled.get_by_role("button", name="Edit").click()
+    editing = page.locator("form.scheduled-edit")
+    editing.get_by_label("Message").fill("Votre commande est prête, passez quand vous voulez.")
+    editing.get_by_role("button", name="Save").click()
+    scheduled = page.locator("article.msg-scheduled", has_text="passez quand vous voulez")
+    expect(scheduled).to_be_visible()
+    _pump_until(page, lambda: held)  # the save's refetch is on its way
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_response(re.compile(r"/scheduled/\d+/cancel$")):
+        scheduled.get_by_role("button", name="Cancel").click()
+    _pump_until(page, lambda: len(refetches) >= 2, required=False)  # the cancellation's refetch
+    route, stale = held[0]
+    with contextlib.suppress(PlaywrightError):  # already given up by the page: nothing to answer
+        route.fulfill(response=stale)
+    expect(page.locator("article.msg-scheduled")).to_have_count(0)
+    page.unroute_all()
+
+
+def _pump_until(page: Page, condition, *, required: bool = True, timeout_ms: int = LIVE_TIMEOUT_MS) -> None:
+    """Wait in the browser's clock, so Playwright keeps dispatching route handlers meanwhile."""
+    for _ in range(timeout_ms // 50):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    assert not required, "the page never sent the expected request"

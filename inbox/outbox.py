@@ -4,6 +4,12 @@
 the rows together, then relays them to Redis. If Redis is unreachable the rows stay and
 `relay_pending()` (run in a loop by the worker process) delivers them once it is back.
 Jobs are idempotent and keyed by a job id, so a row relayed twice does no harm.
+
+A request does not delete the rows it relayed: that would be a second transaction on every
+action (on SQLite, the write lock taken twice). The pipeline that relays them also adds their
+ids to a Redis set (`SENT_KEY`), and the relay's next round deletes those rows in one statement
+(`forget_sent`). So a row that still exists is either waiting for Redis or named in the set, and
+the relay never sends a row of the set again.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from .models import OutboxEntry, OutboxKind, utcnow
 log = logging.getLogger(__name__)
 _SESSION_KEY = "outbox_entries"
 _EARLIER_KEY = "outbox_entries_committed_earlier"  # ids: committed without being relayed
+SENT_KEY = "coccinelle:outbox:sent"  # ids of rows handed to Redis, left for the relay to delete
+FORGET_BATCH = 1000
 
 
 def enqueue_job(
@@ -65,7 +73,7 @@ def commit() -> None:
     committed = [e for e in entries if inspect(e).persistent]  # not one a savepoint rolled back
     earlier = db.session.info.pop(_EARLIER_KEY, [])
     if committed:
-        _dispatch(committed)
+        _hand_over(committed)
     if earlier:
         relay(earlier)
 
@@ -92,7 +100,9 @@ def relay(ids: list[int]) -> int:
 
 
 def relay_pending(*, min_age: timedelta = timedelta(seconds=5), limit: int = 500) -> int:
-    """Deliver rows an earlier relay could not (Redis was down, or the process died)."""
+    """Delete the rows requests relayed, then deliver the rows an earlier relay could not
+    (Redis was down, or the process died)."""
+    forget_sent()
     stmt = (
         select(OutboxEntry)
         .where(OutboxEntry.created_at < utcnow() - min_age)
@@ -104,23 +114,68 @@ def relay_pending(*, min_age: timedelta = timedelta(seconds=5), limit: int = 500
     return _dispatch(list(db.session.scalars(stmt)))
 
 
-def _dispatch(entries: list[OutboxEntry]) -> int:
-    """Every entry in one Redis round trip (scheduled jobs aside), then their rows deleted."""
-    done: list[int] = []
+def forget_sent(*, limit: int = 50 * FORGET_BATCH) -> int:
+    """Delete the rows that requests handed to Redis (their ids are in `SENT_KEY`).
+
+    An id leaves the set only after its row's deletion committed: until then a relay that reads
+    the row also finds it in the set, and does not send it again."""
+    client, forgotten = redis_client(), 0
     try:
-        with redis_client().pipeline(transaction=False) as pipe:
-            # Jobs first: RQ turns the pipeline into a MULTI block, which must start empty.
-            for entry in sorted(entries, key=lambda e: e.kind != OutboxKind.JOB):
-                _send(entry, pipe)
-            pipe.execute()
-        done = [e.id for e in entries]
+        while forgotten < limit:
+            ids = [int(i) for i in client.srandmember(SENT_KEY, FORGET_BATCH)]
+            if not ids:
+                break
+            db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.id.in_(ids)))
+            db.session.commit()
+            client.srem(SENT_KEY, *ids)
+            forgotten += len(ids)
+            if len(ids) < FORGET_BATCH:
+                break
+    except redis.RedisError as exc:  # the rows stay, and so do their ids: the next round
+        log.warning("outbox: redis unavailable, sent rows kept for now (%s)", type(exc).__name__)
+    return forgotten
+
+
+def _hand_over(entries: list[OutboxEntry]) -> None:
+    """Every entry in one Redis round trip (scheduled jobs aside), their ids noted as sent in the same
+    pipeline: the request ends here, the relay deletes the rows."""
+    try:
+        _send_all(entries, note_sent=True)
     except redis.RedisError as exc:  # all left for the relay: jobs are keyed, events small
+        log.warning("outbox: redis unavailable, %d entries left for the relay (%s)",
+                    len(entries), type(exc).__name__, exc_info=True)
+
+
+def _dispatch(entries: list[OutboxEntry]) -> int:
+    """The relay's way: the rows not already sent go to Redis in one round trip, then every row read
+    is deleted (those of the set were sent by a request)."""
+    done: list[int] = []
+    unsent: list[OutboxEntry] = []
+    try:
+        sent = redis_client().smismember(SENT_KEY, [e.id for e in entries]) if entries else []
+        unsent = [e for e, was_sent in zip(entries, sent) if not was_sent]
+        _send_all(unsent)
+        done = [e.id for e in entries]
+    except redis.RedisError as exc:
+        unsent = []
         log.warning("outbox: redis unavailable, %d entries left for the relay (%s)",
                     len(entries), type(exc).__name__, exc_info=True)
     if done:  # Core: no ORM bookkeeping for rows this session forgets anyway
         db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.id.in_(done)))
     db.session.commit()
-    return len(done)
+    return len(unsent)
+
+
+def _send_all(entries: list[OutboxEntry], *, note_sent: bool = False) -> None:
+    if not entries:
+        return
+    with redis_client().pipeline(transaction=False) as pipe:
+        # Jobs first: RQ turns the pipeline into a MULTI block, which must start empty.
+        for entry in sorted(entries, key=lambda e: e.kind != OutboxKind.JOB):
+            _send(entry, pipe)
+        if note_sent:
+            pipe.sadd(SENT_KEY, *(e.id for e in entries))
+        pipe.execute()
 
 
 def enqueue_now(func: str, *args, job_id: str, queue: str = "default",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from inbox import create_app
 from inbox.broker import INGEST_QUEUE, get_queue
@@ -147,7 +148,7 @@ def test_work_promised_before_a_plain_commit_is_relayed_once_by_the_next_outbox_
     outbox.commit()
 
     assert sorted(get_queue().job_ids) == ["route-1", "route-2"]
-    assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
+    assert_forgotten_without_sending_again(["route-1", "route-2"])
 
 
 def test_work_the_relay_already_sent_is_not_sent_again_by_a_later_outbox_commit(app, workspace):
@@ -170,4 +171,42 @@ def test_an_event_promised_before_a_job_is_relayed_with_it(app, workspace):
     outbox.commit()
 
     assert get_queue().job_ids == ["route-1"]
-    assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0  # both relayed
+    assert_forgotten_without_sending_again(["route-1"])
+
+
+def test_a_request_hands_its_work_over_in_one_transaction_and_the_relay_deletes_the_rows(app, workspace):
+    """The request's rows are named as sent in Redis, not deleted by a second transaction; the relay's
+    next round deletes them, sends nothing twice, and empties the set."""
+    from inbox import outbox
+    from inbox.broker import redis_client
+
+    outbox.enqueue_job("inbox.jobs.route.route_message", 7, job_id="route-7", workspace_id=workspace.id)
+    outbox.publish_event(workspace.id, "conversation-changed", conversation_id=7)
+    transactions = []
+    with _counting_commits(transactions):
+        outbox.commit()
+
+    assert transactions == ["commit"]  # the data and its promises; nothing after the hand-over
+    ids = db.session.scalars(select(OutboxEntry.id)).all()
+    assert len(ids) == 2 and sorted(int(i) for i in redis_client().smembers(outbox.SENT_KEY)) == sorted(ids)
+    assert get_queue().job_ids == ["route-7"]
+
+    assert_forgotten_without_sending_again(["route-7"])
+    assert redis_client().scard(outbox.SENT_KEY) == 0
+
+
+def assert_forgotten_without_sending_again(job_ids: list[str]) -> None:
+    assert relay_pending(min_age=timedelta(0)) == 0  # what the worker's relay thread does next
+    assert sorted(get_queue().job_ids) == job_ids
+    assert db.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
+
+
+@contextmanager
+def _counting_commits(seen: list):
+    def on_commit(_connection):
+        seen.append("commit")
+    event.listen(db.engine, "commit", on_commit)
+    try:
+        yield
+    finally:
+        event.remove(db.engine, "commit", on_commit)

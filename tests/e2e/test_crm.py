@@ -156,12 +156,7 @@ def test_new_message_later_and_appointments_from_the_client_page(page: Page, liv
     expect(form.get_by_label("Message")).to_have_value("")  # a fresh form
     page.screenshot(path=artifacts / "crm-new-message-later.png", full_page=True)
 
-    scheduled.get_by_role("button", name="Edit").click()
-    editing = page.locator("form.scheduled-edit")
-    editing.get_by_label("Message").fill("Votre commande est prête, passez quand vous voulez.")
-    editing.get_by_role("button", name="Save").click()
-    scheduled = page.locator("article.msg-scheduled", has_text="passez quand vous voulez")
-    expect(scheduled).to_be_visible()
+    scheduled = _edit_scheduled(page, scheduled, "Votre commande est prête, passez quand vous voulez.")
     page.once("dialog", lambda dialog: dialog.accept())
     scheduled.get_by_role("button", name="Cancel").click()
     expect(page.locator("article.msg-scheduled")).to_have_count(0)
@@ -211,12 +206,7 @@ def test_a_late_refresh_of_the_scheduled_list_does_not_bring_back_a_cancelled_me
             held.append((route, route.fetch()))
 
     page.route(re.compile(rf"/contacts/{contact_id}/scheduled$"), hold_the_first)
-    scheduled.get_by_role("button", name="Edit").click()
-    editing = page.locator("form.scheduled-edit")
-    editing.get_by_label("Message").fill("Votre commande est prête, passez quand vous voulez.")
-    editing.get_by_role("button", name="Save").click()
-    scheduled = page.locator("article.msg-scheduled", has_text="passez quand vous voulez")
-    expect(scheduled).to_be_visible()
+    scheduled = _edit_scheduled(page, scheduled, "Votre commande est prête, passez quand vous voulez.")
     _pump_until(page, lambda: held)  # the save's refetch is on its way
 
     page.once("dialog", lambda dialog: dialog.accept())
@@ -228,6 +218,17 @@ def test_a_late_refresh_of_the_scheduled_list_does_not_bring_back_a_cancelled_me
         route.fulfill(response=stale)
     expect(page.locator("article.msg-scheduled")).to_have_count(0)
     page.unroute_all()
+
+
+def _edit_scheduled(page: Page, scheduled, text: str):
+    """Edit a scheduled message's text; returns the edited message once it is shown."""
+    scheduled.get_by_role("button", name="Edit").click()
+    editing = page.locator("form.scheduled-edit")
+    editing.get_by_label("Message").fill(text)
+    editing.get_by_role("button", name="Save").click()
+    edited = page.locator("article.msg-scheduled", has_text=text)
+    expect(edited).to_be_visible()
+    return edited
 
 
 def _pump_until(page: Page, condition, *, required: bool = True, timeout_ms: int = LIVE_TIMEOUT_MS) -> None:

@@ -141,29 +141,31 @@ def _hand_over(entries: list[OutboxEntry]) -> None:
     pipeline: the request ends here, the relay deletes the rows."""
     try:
         _send_all(entries, note_sent=True)
-    except redis.RedisError as exc:  # all left for the relay: jobs are keyed, events small
-        log.warning("outbox: redis unavailable, %d entries left for the relay (%s)",
-                    len(entries), type(exc).__name__, exc_info=True)
+    except redis.RedisError as exc:
+        _left_for_the_relay(entries, exc)
 
 
 def _dispatch(entries: list[OutboxEntry]) -> int:
     """The relay's way: the rows not already sent go to Redis in one round trip, then every row read
     is deleted (those of the set were sent by a request)."""
-    done: list[int] = []
     unsent: list[OutboxEntry] = []
     try:
         sent = redis_client().smismember(SENT_KEY, [e.id for e in entries]) if entries else []
         unsent = [e for e, was_sent in zip(entries, sent) if not was_sent]
         _send_all(unsent)
-        done = [e.id for e in entries]
     except redis.RedisError as exc:
-        unsent = []
-        log.warning("outbox: redis unavailable, %d entries left for the relay (%s)",
-                    len(entries), type(exc).__name__, exc_info=True)
-    if done:  # Core: no ORM bookkeeping for rows this session forgets anyway
-        db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.id.in_(done)))
+        _left_for_the_relay(entries, exc)
+        entries = unsent = []  # every row stays
+    if entries:  # Core: no ORM bookkeeping for rows this session forgets anyway
+        db.session.execute(OutboxEntry.__table__.delete().where(OutboxEntry.id.in_([e.id for e in entries])))
     db.session.commit()
     return len(unsent)
+
+
+def _left_for_the_relay(entries: list[OutboxEntry], exc: redis.RedisError) -> None:
+    # All left for the relay: jobs are keyed, events small.
+    log.warning("outbox: redis unavailable, %d entries left for the relay (%s)",
+                len(entries), type(exc).__name__, exc_info=True)
 
 
 def _send_all(entries: list[OutboxEntry], *, note_sent: bool = False) -> None:

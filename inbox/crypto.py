@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from functools import lru_cache
 
 from cryptography.fernet import Fernet, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -21,9 +22,13 @@ def _derive(secret: str) -> bytes:
 
 
 def _box() -> MultiFernet:
-    keys = current_app.config.get("ENCRYPTION_KEYS") or []
-    fernets = [Fernet(_derive(k)) for k in keys] or [Fernet(_derive(current_app.config["SECRET_KEY"]))]
-    return MultiFernet(fernets)
+    return _box_of(tuple(current_app.config.get("ENCRYPTION_KEYS") or ()), current_app.config["SECRET_KEY"])
+
+
+@lru_cache(maxsize=8)
+def _box_of(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
+    """Deriving a key (HKDF) costs more than a decryption: done once per configuration."""
+    return MultiFernet([Fernet(_derive(k)) for k in keys] or [Fernet(_derive(secret_key))])
 
 
 def encrypt_json(value: dict) -> str:
@@ -33,7 +38,14 @@ def encrypt_json(value: dict) -> str:
 def decrypt_json(token: str | None) -> dict:
     if not token:
         return {}
-    return json.loads(_box().decrypt(token.encode()))
+    return json.loads(_decrypt(_box(), token))
+
+
+@lru_cache(maxsize=256)
+def _decrypt(box: MultiFernet, token: str) -> str:
+    """Every webhook reads its channel's credentials: a token already opened with the same keys is not
+    opened again. A rotated secret is a new token; the cache holds what the process held in memory anyway."""
+    return box.decrypt(token.encode()).decode()
 
 
 def mask(secret: str | None) -> str:

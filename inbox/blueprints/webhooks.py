@@ -79,7 +79,7 @@ def _statements_commit_themselves() -> None:
 
 
 def _channel(provider: str, kind: str, public_id: str) -> Channel:
-    channel = Channel.by_public_id(public_id)
+    channel = Channel.for_webhook(public_id)
     if channel is None or not channel.enabled or (channel.provider, channel.kind) != (provider, kind):
         abort(404)
     return channel

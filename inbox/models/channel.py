@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, select
+from time import monotonic
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, event, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .. import crypto
@@ -12,6 +14,14 @@ from .base import StrEnumType, Timestamped
 
 def _public_id() -> str:
     return uuid.uuid4().hex
+
+
+# The webhook door reads its channel on every request: each process keeps the channels' columns a few
+# seconds (public_id -> (expires, columns)). A change made in this process clears them at once (see the
+# mapper events below); another process sees it within DOOR_CACHE_SECONDS (docs/deploy.md).
+DOOR_CACHE_SECONDS = 5.0
+_DOOR_CACHE_MAX = 1024  # channels, not webhooks: an unknown id is never kept
+_door_cache: dict[str, tuple[float, dict]] = {}
 
 
 class Channel(Timestamped, db.Model):
@@ -48,6 +58,30 @@ class Channel(Timestamped, db.Model):
         return db.session.scalar(select(cls).where(cls.public_id == public_id))
 
     @classmethod
+    def for_webhook(cls, public_id: str) -> Channel | None:
+        """The channel a webhook URL names, read from the door's cache (or the database when it has
+        not got it): a transient copy of this request's own, to read and never to add to a session."""
+        now = monotonic()
+        cached = _door_cache.get(public_id)
+        if cached is None or cached[0] <= now:
+            channel = cls.by_public_id(public_id)
+            if channel is None:
+                return None
+            if len(_door_cache) >= _DOOR_CACHE_MAX:
+                _door_cache.clear()
+            cached = (now + DOOR_CACHE_SECONDS, {a.key: getattr(channel, a.key) for a in cls.__mapper__.column_attrs})
+            _door_cache[public_id] = cached
+        columns = cached[1]
+        return cls(**{**columns, "settings": dict(columns["settings"] or {})})
+
+    @classmethod
     def of_workspace(cls, workspace_id: int) -> list[Channel]:
         stmt = select(cls).where(cls.workspace_id == workspace_id).order_by(cls.kind, cls.name)
         return list(db.session.scalars(stmt))
+
+
+@event.listens_for(Channel, "after_update")
+@event.listens_for(Channel, "after_delete")
+def _forget_door_copies(_mapper, _connection, _channel: Channel) -> None:
+    """A channel changed here (disabled, new credentials, deleted): the door reads it again."""
+    _door_cache.clear()

@@ -78,6 +78,19 @@ def test_test_connection_calls_the_provider(client, admin, sms_channel, fake_twi
 def test_disabled_channel_refuses_webhooks(client, admin, sms_channel):
     from ..helpers import inbound, signed_post
 
+    assert signed_post(client, sms_channel, inbound()).status_code == 200  # the door now holds the channel
     login(client, admin)
     assert client.post(f"/settings/channels/{sms_channel.id}/enabled", data={"enabled": "0"}).status_code == 200
     assert signed_post(client, sms_channel, inbound()).status_code == 404
+
+
+def test_a_new_auth_token_is_the_only_one_the_door_accepts_at_once(client, admin, sms_channel):
+    from ..helpers import inbound, signed_post
+
+    assert signed_post(client, sms_channel, inbound(body="Avant")).status_code == 200
+    login(client, admin)
+    client.post(f"/settings/channels/{sms_channel.id}", data={
+        "name": "SMS", "address": sms_channel.address, "account_sid": DEMO_ACCOUNT_SID, "auth_token": "rotated-token"})
+
+    assert signed_post(client, sms_channel, inbound(body="Ancien")).status_code == 403
+    assert signed_post(client, sms_channel, inbound(body="Nouveau"), token="rotated-token").status_code == 200

@@ -7,12 +7,13 @@ import time
 from urllib.parse import parse_qs
 
 import requests
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from inbox.broker import INGEST_QUEUE, get_queue
 from inbox.extensions import db
 from inbox.jobs.ingest import ingest_delivery
-from inbox.models import Contact, Conversation, InboundDelivery, Message, OutboxEntry
+from inbox.models import Channel, Contact, Conversation, InboundDelivery, Message, OutboxEntry
+from inbox.models import channel as channel_model
 from inbox.orchestrator.delivery import webhook_url
 from inbox.sandbox import twilio as fake
 from inbox.sandbox.twilio import DEMO_AUTH_TOKEN
@@ -128,6 +129,23 @@ def test_the_webhook_keeps_the_request_in_two_statements_and_the_ingest_job_stor
     assert message.body == "Vite, une réponse"
     assert message.created_at == arrived_at  # dated when Twilio delivered it, not when a worker got to it
     assert get_queue().job_ids == [f"route-{message.id}"]
+
+
+def test_the_door_reads_its_channel_once_every_few_seconds(client, sms_channel, monkeypatch):
+    client.ingests = False
+    assert signed_post(client, sms_channel, inbound(body="Bonjour")).status_code == 200  # reads the channel
+    with recorded_statements() as statements:
+        assert signed_post(client, sms_channel, inbound(body="Encore moi")).status_code == 200
+    assert [s.split()[0] for s in statements if not s.startswith("BEGIN")] == ["INSERT"]  # the kept request
+
+    # Another process disables it: nothing tells this one, which sees it within DOOR_CACHE_SECONDS.
+    db.session.execute(update(Channel.__table__).where(Channel.__table__.c.id == sms_channel.id).values(enabled=False))
+    db.session.commit()
+    assert signed_post(client, sms_channel, inbound(body="Toujours là")).status_code == 200
+    later = channel_model.monotonic() + channel_model.DOOR_CACHE_SECONDS
+    monkeypatch.setattr(channel_model, "monotonic", lambda: later)
+    assert signed_post(client, sms_channel, inbound(body="Trop tard")).status_code == 404
+    assert count(InboundDelivery) == 3
 
 
 def test_the_ingest_job_stores_a_known_customers_message_in_one_transaction_of_few_statements(client, sms_channel):

@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from ..extensions import db
 from .base import UTCDateTime, utcnow
@@ -73,7 +73,11 @@ class ApiToken(db.Model):
         """The token row for a presented secret (revoked ones included: the caller decides)."""
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
-        return db.session.scalar(select(cls).where(cls.token_hash == hash_token(token)))
+        from .user import User
+
+        # With the member's workspace: what they do next reads its time zone (SLA deadlines, dates).
+        return db.session.scalar(select(cls).where(cls.token_hash == hash_token(token))
+                                 .options(joinedload(cls.user).joinedload(User.workspace)))
 
     @classmethod
     def of_workspace(cls, workspace_id: int) -> list[ApiToken]:

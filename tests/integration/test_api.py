@@ -20,6 +20,7 @@ from inbox.models import ApiToken, Ticket, TicketEvent
 from inbox.openapi import spec
 
 from ..conftest import PASSWORD, PUBLIC_BASE_URL, login, run_jobs
+from ..helpers import recorded_statements
 from .openapi_check import OpenApiChecker
 from .ticket_fixtures import T0, admin, contact, customer_writes, fresh, make_ticket  # noqa: F401
 
@@ -154,9 +155,15 @@ def test_a_ticket_opened_through_the_api_is_announced_after_the_answer_and_once(
     from inbox.broker import get_queue
     from inbox.models import Notification, TicketEventKind
 
-    response = api(token_for(user=agent)).post("/api/tickets", {"contact_id": contact.id, "subject": "Colis abîmé"})
+    me = api(token_for(user=agent))
+    with recorded_statements() as statements:
+        response = me.post("/api/tickets", {"contact_id": contact.id, "subject": "Colis abîmé"})
     assert response.status_code == 201
     ticket_id = response.get_json()["ticket_id"]
+    reads = [re.search(r"\bFROM\s+(\w+)", s).group(1) for s in statements if s.startswith("SELECT")]
+    # The token with its member and their workspace, the client, the SLA's settings, targets and holidays,
+    # the next number: nothing read twice.
+    assert sorted(reads) == sorted(["api_token", "contact", "ticket_settings", "sla_policy", "holiday", "ticket"])
 
     def told():
         db.session.rollback()

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from common import (  # noqa: I001
     AGENT_EMAIL, PASSWORD, ROOT, SECRET_KEY, WORKSPACE_SLUG, database_url, emit, engine_name,
-    exit_on_sigterm, stop_processes, summary, valkey,
+    exit_on_sigterm, stop_processes, summary, tree_cpu_seconds, valkey,
 )
 
 HELPDESK = ROOT / "bench" / "helpdesk"
@@ -231,7 +231,7 @@ class _Client:
     def cpu_seconds(self) -> float:
         """User + system CPU of the gunicorn master and its workers: a figure that other processes
         on the machine slow down far less than wall-clock time."""
-        return sum(_cpu(pid) for pid in [self.server.pid, *_children(self.server.pid)])
+        return tree_cpu_seconds(self.server.pid)
 
     def _get(self, path: str, **kw):
         return self.http.get(self.base + path, timeout=60, **kw)
@@ -402,21 +402,6 @@ def _measure(sides: dict, refs: dict, args) -> list[dict]:
                         "Coccinelle": {"call": coccinelle_call, **c}, "ratio_p95": round(ratio, 2),
                         "ratio_server_cpu": round(cpu_ratio, 2)})
     return results
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _load(values) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 
 from common import (  # noqa: I001
     ROOT, SECRET_KEY, WORKSPACE_SLUG, database_url, emit, engine_name, exit_on_sigterm,
-    make_app, summary, valkey,
+    machine_cpu_seconds, make_app, summary, tree_cpu_seconds, valkey,
 )
 
 OUT = ROOT / "bench" / "out"
@@ -77,13 +77,17 @@ def main() -> int:
           f"{args.connections} connections, {args.duration}s each, load generator: {tool}")
     server = _gunicorn(url, redis_url, base, port, args.workers, args.threads, args.worker_class)
     try:
-        run = _wrk if tool == "wrk" else _python_load
+        run = _with_cpu(_wrk if tool == "wrk" else _python_load, server.pid)
         hello = run(base + HELLO_PATH, None, args)
         print(f"hello     {hello['rps']:>9,.0f} req/s  p50 {hello['p50_ms']:.2f} ms  p99 {hello['p99_ms']:.2f} ms"
               f"  errors {hello['errors']}")
         webhook = run(base + channel_path, requests_, args)
         print(f"webhooks  {webhook['rps']:>9,.0f} req/s  p50 {webhook['p50_ms']:.2f} ms  p99 {webhook['p99_ms']:.2f} ms"
               f"  errors {webhook['errors']}")
+        for name, result in (("hello", hello), ("webhook", webhook)):
+            print(f"  CPU per {name}: gunicorn {result['server_cpu_ms']:.3f} ms, the rest of the machine "
+                  f"{result['other_cpu_ms']:.3f} ms ({engine_name(url)}, Valkey, {tool}, kernel); "
+                  f"machine {result['machine_busy']:.0%} busy")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
@@ -201,6 +205,19 @@ def _in_process_cost(app, path: str, requests_: list[tuple[str, str]]) -> dict:
             "statements": counts["sql"] / n, "redis_calls": counts["redis"] / n}
 
 
+def _with_cpu(run, server_pid: int):
+    """`run`, with where the machine's CPU went per request while it ran: gunicorn's processes, and
+    everything else (the database, Valkey, the load generator, the kernel's network stack)."""
+    def measured(url: str, requests_, args) -> dict:
+        server, (busy, total) = tree_cpu_seconds(server_pid), machine_cpu_seconds()
+        result = run(url, requests_, args)
+        server, (busy, total) = tree_cpu_seconds(server_pid) - server, [b - a for a, b in zip((busy, total), machine_cpu_seconds())]
+        n = max(result["requests"], 1)
+        return {**result, "server_cpu_ms": round(server * 1000 / n, 3), "other_cpu_ms": round((busy - server) * 1000 / n, 3),
+                "machine_busy": round(busy / total, 3) if total else 0}
+    return measured
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -245,7 +262,7 @@ def _gunicorn(url: str, redis_url: str, base: str, port: int, workers: int, thre
            "PUBLIC_BASE_URL": base, "LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", worker_class,
-         "--workers", str(workers), "--threads", str(threads), "--timeout", "0", "--graceful-timeout", "2",
+         "--workers", str(workers), "--threads", str(threads if worker_class == "gthread" else 1), "--timeout", "0", "--graceful-timeout", "2",
          "--log-level", "warning", "--pythonpath", str(ROOT / "bench"), "ingest_app:application"],
         cwd=ROOT, env=env)
     import urllib.request

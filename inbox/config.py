@@ -33,6 +33,9 @@ def load_config(instance_path: Path) -> dict:
         # Extra keys (comma-separated) let you rotate the encryption key: the first encrypts.
         "ENCRYPTION_KEYS": [k for k in env("ENCRYPTION_KEYS", "").split(",") if k],
         "SQLALCHEMY_DATABASE_URI": database_url,
+        # PostgreSQL connections each process keeps open, and how many more it may open for a burst.
+        "DATABASE_POOL_SIZE": int(env("DATABASE_POOL_SIZE", "20")),
+        "DATABASE_MAX_OVERFLOW": int(env("DATABASE_MAX_OVERFLOW", "10")),
         "REDIS_URL": env("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "PUBLIC_BASE_URL": public_base_url,
         "SESSION_COOKIE_SECURE": public_base_url.startswith("https://"),

@@ -81,3 +81,14 @@ def test_simulate_inbound_speaks_every_providers_format(app, live_server, reques
     db.session.expire_all()
     message = db.session.scalar(select(Message))
     assert "Bonjour 👋" in message.body and message.channel.kind == kind
+
+
+def test_each_web_process_keeps_enough_postgresql_connections_for_its_threads(app_config):
+    """SQLAlchemy's default pool (5 kept) made a busy gthread worker open and close a connection per
+    request (bench/RESULTS.md §19): on PostgreSQL, 20 are kept and 10 more may open for a burst."""
+    from inbox import create_app
+
+    app = create_app({**app_config, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://coccinelle@127.0.0.1:9/none"})
+    with app.app_context():
+        assert (db.engine.pool.size(), db.engine.pool._max_overflow) == (20, 10)
+        db.engine.dispose()

@@ -209,10 +209,10 @@ def _with_cpu(run, server_pid: int):
     """`run`, with where the machine's CPU went per request while it ran: gunicorn's processes, and
     everything else (the database, Valkey, the load generator, the kernel's network stack)."""
     def measured(url: str, requests_, args) -> dict:
-        server, (busy, total) = tree_cpu_seconds(server_pid), machine_cpu_seconds()
+        server_before, (busy_before, total_before) = tree_cpu_seconds(server_pid), machine_cpu_seconds()
         result = run(url, requests_, args)
-        server, (busy, total) = tree_cpu_seconds(server_pid) - server, [b - a for a, b in zip((busy, total), machine_cpu_seconds())]
-        n = max(result["requests"], 1)
+        busy, total = (after - before for after, before in zip(machine_cpu_seconds(), (busy_before, total_before)))
+        server, n = tree_cpu_seconds(server_pid) - server_before, max(result["requests"], 1)
         return {**result, "server_cpu_ms": round(server * 1000 / n, 3), "other_cpu_ms": round((busy - server) * 1000 / n, 3),
                 "machine_busy": round(busy / total, 3) if total else 0}
     return measured

@@ -36,13 +36,12 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from pathlib import Path
 
 from sqlalchemy import select
 
 from common import (  # noqa: I001
     AGENT_EMAIL, PASSWORD, ROOT, SECRET_KEY, WORKSPACE_SLUG, database_url, emit, engine_name,
-    exit_on_sigterm, fake_twilio, make_app, stop_processes, summary, valkey,
+    exit_on_sigterm, fake_twilio, make_app, stop_processes, summary, tree_cpu_seconds, valkey,
 )
 from ingest import _free_port, _gunicorn
 
@@ -86,7 +85,8 @@ def main() -> int:
     started = [fake]
     results = {}
     try:
-        started.append(_gunicorn(url, redis_url, base, port, 2, args.threads))
+        server = _gunicorn(url, redis_url, base, port, 2, args.threads)
+        started.append(server)
         started.extend(_workers(url, redis_url, base, fake_url))
         print(f"live: {engine_name(url)}, gunicorn 2 workers × {args.threads} threads, 2 worker.py, "
               f"{args.messages} messages")
@@ -97,7 +97,7 @@ def main() -> int:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                          args=["--no-sandbox", "--disable-gpu"])
             for clients in args.clients:
-                results[clients] = _run(browser, base, path, sign, clients, args)
+                results[clients] = _run(browser, base, path, sign, clients, args, server.pid)
                 r = results[clients]
                 print(f"{clients:>4} SSE clients: p50 {r['p50_ms']:.0f} ms  p95 {r['p95_ms']:.0f} ms  "
                       f"seen {r['n']}/{args.messages}  readers connected {r['readers_connected']}/{clients - 1}"
@@ -153,7 +153,7 @@ def _signer(app):
     return urllib.parse.urlsplit(url).path, sign
 
 
-def _run(browser, base: str, path: str, sign, clients: int, args) -> dict:
+def _run(browser, base: str, path: str, sign, clients: int, args, server_pid: int) -> dict:
     context = browser.new_context()
     page = context.new_page()
     page.goto(base + "/login")
@@ -166,7 +166,7 @@ def _run(browser, base: str, path: str, sign, clients: int, args) -> dict:
     # Flask-Login's "strong" session protection ties the session to the browser's User-Agent.
     readers = _ReadersElsewhere(base, cookie, page.evaluate("navigator.userAgent"), clients - 1, args.readers_fetch)
     readers.start()
-    cpu_before, load_before, started = _server_cpu_seconds(base), os.getloadavg(), time.monotonic()
+    cpu_before, load_before, started = tree_cpu_seconds(server_pid), os.getloadavg(), time.monotonic()
     page.evaluate(OBSERVER)
     latencies, heard_ms, missed, refused = [], [], 0, 0
     run = uuid.uuid4().hex[:6]
@@ -195,7 +195,7 @@ def _run(browser, base: str, path: str, sign, clients: int, args) -> dict:
             missed += 1
         time.sleep(0.2)  # messages apart, as in a busy inbox rather than a burst
     connected = readers.connected
-    readers_figures = _readers_figures(readers, base, cpu_before, load_before, started,
+    readers_figures = _readers_figures(readers, server_pid, cpu_before, load_before, started,
                                        len(latencies) + missed + refused)
     readers.stop()
     context.close()
@@ -208,21 +208,20 @@ def _run(browser, base: str, path: str, sign, clients: int, args) -> dict:
             "readers_connected": connected, "clients": clients, **readers_figures}
 
 
-def _readers_figures(readers: _SseReaders, base: str, cpu_before: float | None, load_before, started: float,
+def _readers_figures(readers: _SseReaders, server_pid: int, cpu_before: float, load_before, started: float,
                      messages: int) -> dict:
     """What the readers did and cost the server: events read, fetches made, server CPU per message
     sent and per second (2.0 per second would be both cores busy all along)."""
     time.sleep(2)  # the last message's fetches land
-    cpu_after, seconds = _server_cpu_seconds(base), time.monotonic() - started
+    cpu, seconds = tree_cpu_seconds(server_pid) - cpu_before, time.monotonic() - started
     readers.stop()  # and tell what they did
-    cpu = (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None
     fetch = summary(readers.fetch_ms) if readers.fetch_ms else {}
     figures = {"readers_fetch": readers.fetch, "reader_events": readers.events, "reader_rows_pushed": readers.pushed,
                "reader_fetches": readers.fetches,
                "reader_fetch_errors": readers.fetch_errors, "reader_fetch_p50_ms": fetch.get("p50_ms"),
                "reader_fetch_p95_ms": fetch.get("p95_ms"), "server_cpu_s": cpu,
-               "server_cpu_ms_per_message": round(cpu * 1000 / messages, 1) if cpu is not None and messages else None,
-               "server_cpu_per_second": round(cpu / seconds, 2) if cpu is not None else None,
+               "server_cpu_ms_per_message": round(cpu * 1000 / messages, 1) if messages else None,
+               "server_cpu_per_second": round(cpu / seconds, 2),
                "seconds": round(seconds, 1), "messages_sent": messages,
                "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()]}
     print(f"  readers fetch {readers.fetch or 'nothing'}: {readers.events} events ({readers.pushed} with their row), "
@@ -400,21 +399,6 @@ class _Fetcher:
                 self.readers.request(self._conn, "/inbox", {"HX-Target": "conv-list"})
             else:
                 self.readers.request(self._conn, f"/inbox/rows/{key}", {})
-
-
-def _server_cpu_seconds(base: str) -> float | None:
-    """User + system CPU of the gunicorn serving `base` (its master and workers), from /proc."""
-    bind = f"{urllib.parse.urlsplit(base).hostname}:{urllib.parse.urlsplit(base).port}".encode()
-    ticks, total, found = os.sysconf("SC_CLK_TCK"), 0, False
-    for proc in Path("/proc").iterdir():
-        try:
-            if not proc.name.isdigit() or bind not in (proc / "cmdline").read_bytes():
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            total, found = total + int(fields[11]) + int(fields[12]), True  # utime, stime
-        except OSError:
-            continue
-    return total / ticks if found else None
 
 
 if __name__ == "__main__":

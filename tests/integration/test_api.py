@@ -184,8 +184,8 @@ def test_a_ticket_opened_through_the_api_is_announced_after_the_answer_and_once(
 
 
 def test_tickets_opened_at_once_get_distinct_numbers_in_a_row(app, agent, contact, live_server):
-    """The number is the workspace's next one; SQLite's write lock orders the creations, PostgreSQL's
-    unique key makes the loser of a race take the next number (a savepoint, tried again)."""
+    """The number is the workspace's next one: SQLite's write lock orders the creations, PostgreSQL's
+    per-workspace advisory lock too (retrying on the unique key, some of 8 at once failed with a 500)."""
     token = token_for(user=agent)
 
     def open_one(i):
